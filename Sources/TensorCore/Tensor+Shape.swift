@@ -1,0 +1,209 @@
+extension Tensor {
+    /// The same scalars viewed with another shape of the same size. One dimension may be -1 (inferred).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        var shape = newShape
+        if let inferred = shape.firstIndex(of: -1) {
+            precondition(shape.filter { $0 == -1 }.count == 1, "reshaped: only one -1 allowed in \(newShape)")
+            let known = shape.enumerated().filter { $0.offset != inferred }.reduce(1) { $0 * $1.element }
+            precondition(known > 0 && scalarCount % known == 0,
+                         "reshaped: cannot infer a dimension of \(newShape) from \(scalarCount) scalars (shape \(self.shape))")
+            shape[inferred] = scalarCount / known
+        }
+        precondition(shape.reduce(1, *) == scalarCount,
+                     "reshaped: shape \(newShape) holds \(shape.reduce(1, *)) scalars but tensor \(self.shape) has \(scalarCount)")
+        return Tensor(shape: shape, storage: storage)
+    }
+
+    /// Removes size-1 dimensions (all of them, or the given axes).
+    public func squeezed(axes: [Int]? = nil) -> Tensor {
+        let drop = Set((axes ?? shape.indices.filter { shape[$0] == 1 }).map { normalizeAxis($0) })
+        for axis in drop {
+            precondition(shape[axis] == 1, "squeezed: axis \(axis) of shape \(shape) has size \(shape[axis]), not 1")
+        }
+        return reshaped(shape.indices.filter { !drop.contains($0) }.map { shape[$0] })
+    }
+
+    /// Inserts a size-1 dimension at `axis` (0...rank).
+    public func expandingShape(at axis: Int) -> Tensor {
+        let position = axis < 0 ? axis + rank + 1 : axis
+        precondition(position >= 0 && position <= rank, "expandingShape: axis \(axis) out of range for shape \(shape)")
+        var newShape = shape
+        newShape.insert(1, at: position)
+        return reshaped(newShape)
+    }
+
+    /// Maps a possibly negative axis into 0..<rank.
+    public func normalizeAxis(_ axis: Int) -> Int {
+        let result = axis < 0 ? axis + rank : axis
+        precondition(result >= 0 && result < rank, "axis \(axis) out of range for shape \(shape)")
+        return result
+    }
+
+    /// The matrix transpose of a 2-D tensor.
+    public var transposed: Tensor {
+        precondition(rank == 2, "transposed: expected a matrix, got shape \(shape)")
+        return permuted([1, 0])
+    }
+
+    /// Reorders the dimensions: result dimension k is input dimension `permutation[k]`.
+    ///
+    /// Adjacent dimensions that stay adjacent are merged first; the remaining copy runs as contiguous row
+    /// copies when the last dimension stays last, and otherwise as a 2-D transpose in 32×32 tiles between the
+    /// input's and the output's innermost dimensions, so both sides stream through cache lines.
+    public func permuted(_ permutation: [Int]) -> Tensor {
+        precondition(permutation.count == rank && Set(permutation) == Set(0..<rank),
+                     "permuted: \(permutation) is not a permutation of the \(rank) axes of shape \(shape)")
+        let newShape = permutation.map { shape[$0] }
+        if permutation == Array(0..<rank) || scalarCount <= 1 { return reshaped(newShape) }
+        // Merge runs of axes that are consecutive in both orders and drop size-1 axes.
+        var groups: [[Int]] = []
+        for axis in permutation where shape[axis] != 1 {
+            if let last = groups.last?.last, last + 1 == axis { groups[groups.count - 1].append(axis) }
+            else { groups.append([axis]) }
+        }
+        let order = groups.map { $0[0] }.sorted()
+        let mergedInShape = order.map { first in groups.first { $0[0] == first }!.reduce(1) { $0 * shape[$1] } }
+        let mergedPermutation = groups.map { group in order.firstIndex(of: group[0])! }
+        return Tensor(shape: newShape) { out in
+            withUnsafeBufferPointer { src in
+                permuteKernel(src: src.baseAddress!, dst: out.baseAddress!, shape: mergedInShape,
+                              permutation: mergedPermutation)
+            }
+        }
+    }
+
+    /// Copies the elements of `[start, start+count)` along `axis`.
+    public func slice(axis: Int, start: Int, count: Int) -> Tensor {
+        let axis = normalizeAxis(axis)
+        precondition(start >= 0 && count >= 0 && start + count <= shape[axis],
+                     "slice: range \(start)..<\(start + count) out of bounds for axis \(axis) of shape \(shape)")
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        var newShape = shape
+        newShape[axis] = count
+        return Tensor(shape: newShape) { out in
+            withUnsafeBufferPointer { src in
+                let block = count * inner
+                for o in 0..<outer where block > 0 {
+                    (out.baseAddress! + o * block).update(from: src.baseAddress! + (o * shape[axis] + start) * inner,
+                                                         count: block)
+                }
+            }
+        }
+    }
+
+    /// Copies the elements of `range` along `axis`.
+    public func slice(axis: Int, _ range: Range<Int>) -> Tensor {
+        slice(axis: axis, start: range.lowerBound, count: range.count)
+    }
+
+    /// Joins tensors along an existing axis; all other dimensions must agree.
+    public static func concatenate(_ tensors: [Tensor], axis: Int) -> Tensor {
+        precondition(!tensors.isEmpty, "concatenate: no tensors given")
+        let first = tensors[0]
+        let axis = first.normalizeAxis(axis)
+        for t in tensors {
+            precondition(t.rank == first.rank && t.shape.indices.allSatisfy { $0 == axis || t.shape[$0] == first.shape[$0] },
+                         "concatenate: shapes \(first.shape) and \(t.shape) differ outside axis \(axis)")
+        }
+        let outer = first.shape[..<axis].reduce(1, *)
+        let inner = first.shape[(axis + 1)...].reduce(1, *)
+        var newShape = first.shape
+        newShape[axis] = tensors.reduce(0) { $0 + $1.shape[axis] }
+        let total = newShape[axis] * inner
+        return Tensor(shape: newShape) { out in
+            var offset = 0
+            for t in tensors {
+                let block = t.shape[axis] * inner
+                t.withUnsafeBufferPointer { src in
+                    for o in 0..<outer where block > 0 {
+                        (out.baseAddress! + o * total + offset).update(from: src.baseAddress! + o * block, count: block)
+                    }
+                }
+                offset += block
+            }
+        }
+    }
+
+    /// Stacks equally shaped tensors along a new axis.
+    public static func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
+        precondition(!tensors.isEmpty, "stack: no tensors given")
+        let shape = tensors[0].shape
+        for t in tensors { precondition(t.shape == shape, "stack: shapes \(shape) and \(t.shape) differ") }
+        return concatenate(tensors.map { $0.expandingShape(at: axis) }, axis: axis)
+    }
+}
+
+/// Copies `src` (row-major `shape`) into `dst` laid out with axes reordered by `permutation`.
+/// `shape` has no size-1 axes and no two axes that stay adjacent (see `permuted`).
+private func permuteKernel<T>(src: UnsafePointer<T>, dst: UnsafeMutablePointer<T>, shape: [Int], permutation: [Int]) {
+    let n = shape.count
+    if n == 1 { dst.update(from: src, count: shape[0]); return }
+    let inStrides = Tensor<Float>.strides(for: shape)
+    let outShape = permutation.map { shape[$0] }
+    let outStrides = Tensor<Float>.strides(for: outShape)
+    // Output axis q is input axis n-1 (contiguous in the input); output axis n-1 is contiguous in the output.
+    let q = permutation.firstIndex(of: n - 1)!
+    if q == n - 1 {
+        // The innermost axis stays innermost: contiguous row copies.
+        let rowLength = shape[n - 1]
+        let outerShape = Array(outShape.dropLast())
+        var index = [Int](repeating: 0, count: n - 1)
+        for _ in 0..<outerShape.reduce(1, *) {
+            var inBase = 0, outBase = 0
+            for k in 0..<(n - 1) {
+                inBase += index[k] * inStrides[permutation[k]]
+                outBase += index[k] * outStrides[k]
+            }
+            (dst + outBase).update(from: src + inBase, count: rowLength)
+            var k = n - 2
+            while k >= 0 {
+                index[k] += 1
+                if index[k] < outerShape[k] { break }
+                index[k] = 0
+                k -= 1
+            }
+        }
+        return
+    }
+    let rowsCount = outShape[q], colsCount = outShape[n - 1]
+    let rowInStride = 1, rowOutStride = outStrides[q]
+    let colInStride = inStrides[permutation[n - 1]]
+    // Iterate over every other output axis.
+    let otherAxes = (0..<(n - 1)).filter { $0 != q }
+    let otherShape = otherAxes.map { outShape[$0] }
+    let otherCount = otherShape.reduce(1, *)
+    var index = [Int](repeating: 0, count: otherAxes.count)
+    let tile = 32
+    for _ in 0..<otherCount {
+        var inBase = 0, outBase = 0
+        for (k, axis) in otherAxes.enumerated() {
+            inBase += index[k] * inStrides[permutation[axis]]
+            outBase += index[k] * outStrides[axis]
+        }
+        // 2-D tiled transpose: rows r (input-contiguous), columns c (output-contiguous).
+        var r0 = 0
+        while r0 < rowsCount {
+            let r1 = Swift.min(r0 + tile, rowsCount)
+            var c0 = 0
+            while c0 < colsCount {
+                let c1 = Swift.min(c0 + tile, colsCount)
+                for r in r0..<r1 {
+                    let s = src + inBase + r * rowInStride
+                    let d = dst + outBase + r * rowOutStride
+                    for c in c0..<c1 { d[c] = s[c * colInStride] }
+                }
+                c0 = c1
+            }
+            r0 = r1
+        }
+        // Advance the odometer.
+        var k = otherAxes.count - 1
+        while k >= 0 {
+            index[k] += 1
+            if index[k] < otherShape[k] { break }
+            index[k] = 0
+            k -= 1
+        }
+    }
+}
