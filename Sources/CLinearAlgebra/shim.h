@@ -5,4 +5,5 @@
 #define LAPACK_COMPLEX_STRUCTURE 1
 #include <cblas.h>
 #include <lapacke.h>
+#include <malloc.h>  // mallopt: heap tuning for large tensor buffers (BLAS.swift)
 #endif

@@ -91,3 +91,52 @@ public func referenceSgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: U
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k),
                 b, Int32(n), 0, c, Int32(n))
 }
+
+/// Which OpenBLAS kernels run, and a fix for CPUs that Debian's OpenBLAS 0.3.21 does not recognise.
+///
+/// OpenBLAS picks its kernels once, when the library loads. On recent CPUs reported under a generic name
+/// (for example "Intel Xeon Processor" on a Sapphire Rapids host) its detection falls back to the SSE3
+/// "Prescott" kernels, which run FP32 GEMM 3–5× below the machine's ceiling. `OPENBLAS_CORETYPE` overrides the
+/// choice, but only before the library loads, so a program calls `relaunchWithBestKernelsIfNeeded()` first
+/// thing: it re-executes the process once with the variable set when the CPU supports better kernels.
+public enum BLASKernels {
+    /// The kernel family OpenBLAS chose ("Prescott", "Haswell", "SkylakeX", …).
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// The best kernel family this CPU supports according to /proc/cpuinfo, or nil if unknown.
+    public static func bestSupportedCoreType() -> String? {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(flags.contains) { return "SkylakeX" }
+        if ["avx2", "fma"].allSatisfy(flags.contains) { return "Haswell" }
+        return nil
+    }
+
+    /// Re-executes the current process with `OPENBLAS_CORETYPE` set when OpenBLAS fell back to its generic
+    /// Prescott kernels on a CPU that supports better ones. Does nothing when the variable is already set
+    /// (by the user or by a previous relaunch) or when the kernels are already right.
+    public static func relaunchWithBestKernelsIfNeeded() {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+              coreName.lowercased() == "prescott",
+              let best = bestSupportedCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", best, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // execv only returns on failure: keep running with the slower kernels.
+    }
+}
+
+/// Process-wide heap tuning for programs that allocate many large tensors.
+public enum TensorMemory {
+    /// Keeps freed large buffers in the heap for reuse instead of returning them to the kernel.
+    ///
+    /// glibc serves allocations above 32 MiB with fresh `mmap`s, so every large temporary is page-faulted anew
+    /// (about as slow as writing it). Raising the thresholds to 1 GiB lets a freed buffer be reused as-is.
+    public static func keepFreedBuffersForReuse() {
+        mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    }
+}

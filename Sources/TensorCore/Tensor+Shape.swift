@@ -1,3 +1,5 @@
+import Dispatch
+
 extension Tensor {
     /// The same scalars viewed with another shape of the same size. One dimension may be -1 (inferred).
     public func reshaped(_ newShape: [Int]) -> Tensor {
@@ -66,8 +68,16 @@ extension Tensor {
         let mergedPermutation = groups.map { group in order.firstIndex(of: group[0])! }
         return Tensor(shape: newShape) { out in
             withUnsafeBufferPointer { src in
-                permuteKernel(src: src.baseAddress!, dst: out.baseAddress!, shape: mergedInShape,
-                              permutation: mergedPermutation)
+                // Copy bit patterns through a concrete type so the kernel is specialized even when this generic
+                // method is called unspecialized from another module.
+                let from = UnsafeRawPointer(src.baseAddress!), to = UnsafeMutableRawPointer(out.baseAddress!)
+                if MemoryLayout<Scalar>.stride == 4 {
+                    permuteKernel(src: from.assumingMemoryBound(to: UInt32.self), dst: to.assumingMemoryBound(to: UInt32.self),
+                                  shape: mergedInShape, permutation: mergedPermutation)
+                } else {
+                    permuteKernel(src: from.assumingMemoryBound(to: UInt64.self), dst: to.assumingMemoryBound(to: UInt64.self),
+                                  shape: mergedInShape, permutation: mergedPermutation)
+                }
             }
         }
     }
@@ -136,74 +146,101 @@ extension Tensor {
 
 /// Copies `src` (row-major `shape`) into `dst` laid out with axes reordered by `permutation`.
 /// `shape` has no size-1 axes and no two axes that stay adjacent (see `permuted`).
-private func permuteKernel<T>(src: UnsafePointer<T>, dst: UnsafeMutablePointer<T>, shape: [Int], permutation: [Int]) {
+///
+/// The output is split along its first axis across `LinearAlgebraThreads.count` workers for large tensors.
+/// Each worker copies contiguous rows when the innermost axis stays innermost, and otherwise transposes
+/// 16×16 tiles between the input-contiguous and the output-contiguous axes.
+private func permuteKernel<T: FixedWidthInteger>(src: UnsafePointer<T>, dst: UnsafeMutablePointer<T>, shape: [Int],
+                                                 permutation: [Int]) {
     let n = shape.count
     if n == 1 { dst.update(from: src, count: shape[0]); return }
     let inStrides = Tensor<Float>.strides(for: shape)
     let outShape = permutation.map { shape[$0] }
     let outStrides = Tensor<Float>.strides(for: outShape)
-    // Output axis q is input axis n-1 (contiguous in the input); output axis n-1 is contiguous in the output.
-    let q = permutation.firstIndex(of: n - 1)!
+    // Strides of the input, listed in output-axis order.
+    let gather = permutation.map { inStrides[$0] }
+    let total = shape.reduce(1, *)
+    let workers = total >= 1 << 18 ? Swift.min(LinearAlgebraThreads.count, outShape[0]) : 1
+    let send = (src: UInt(bitPattern: src), dst: UInt(bitPattern: dst))
+    let run: @Sendable (Int) -> Void = { worker in
+        let lo = outShape[0] * worker / workers, hi = outShape[0] * (worker + 1) / workers
+        permuteRange(src: UnsafePointer<T>(bitPattern: send.src)!, dst: UnsafeMutablePointer<T>(bitPattern: send.dst)!,
+                     outShape: outShape, outStrides: outStrides, gather: gather, axis0: lo..<hi)
+    }
+    if workers > 1 { DispatchQueue.concurrentPerform(iterations: workers, execute: run) } else { run(0) }
+}
+
+/// The serial part of `permuteKernel` for output-axis-0 indices in `axis0`.
+private func permuteRange<T: FixedWidthInteger>(src: UnsafePointer<T>, dst: UnsafeMutablePointer<T>, outShape: [Int],
+                                                outStrides: [Int], gather: [Int], axis0: Range<Int>) {
+    let n = outShape.count
+    // q: the output axis that is contiguous in the input (input stride 1).
+    let q = gather.firstIndex(of: 1)!
     if q == n - 1 {
-        // The innermost axis stays innermost: contiguous row copies.
-        let rowLength = shape[n - 1]
-        let outerShape = Array(outShape.dropLast())
-        var index = [Int](repeating: 0, count: n - 1)
-        for _ in 0..<outerShape.reduce(1, *) {
-            var inBase = 0, outBase = 0
-            for k in 0..<(n - 1) {
-                inBase += index[k] * inStrides[permutation[k]]
-                outBase += index[k] * outStrides[k]
-            }
-            (dst + outBase).update(from: src + inBase, count: rowLength)
-            var k = n - 2
-            while k >= 0 {
-                index[k] += 1
-                if index[k] < outerShape[k] { break }
-                index[k] = 0
-                k -= 1
+        // The innermost axis stays innermost: contiguous row copies, looping axis n-2 by pointer strides
+        // (merging guarantees n ≥ 3 here, so axis 0 is among the outer axes).
+        let rowLength = outShape[n - 1]
+        let loopCount = outShape[n - 2]
+        let loopIn = gather[n - 2], loopOut = outStrides[n - 2]
+        forEachOuterOffset(outShape: outShape, outStrides: outStrides, gather: gather,
+                           skipping: [n - 2, n - 1], axis0: axis0) { inBase, outBase in
+            var s = src + inBase, d = dst + outBase
+            for _ in 0..<loopCount {
+                d.update(from: s, count: rowLength)
+                s += loopIn
+                d += loopOut
             }
         }
         return
     }
-    let rowsCount = outShape[q], colsCount = outShape[n - 1]
-    let rowInStride = 1, rowOutStride = outStrides[q]
-    let colInStride = inStrides[permutation[n - 1]]
-    // Iterate over every other output axis.
-    let otherAxes = (0..<(n - 1)).filter { $0 != q }
-    let otherShape = otherAxes.map { outShape[$0] }
-    let otherCount = otherShape.reduce(1, *)
-    var index = [Int](repeating: 0, count: otherAxes.count)
-    let tile = 32
-    for _ in 0..<otherCount {
-        var inBase = 0, outBase = 0
-        for (k, axis) in otherAxes.enumerated() {
-            inBase += index[k] * inStrides[permutation[axis]]
-            outBase += index[k] * outStrides[axis]
-        }
-        // 2-D tiled transpose: rows r (input-contiguous), columns c (output-contiguous).
-        var r0 = 0
-        while r0 < rowsCount {
-            let r1 = Swift.min(r0 + tile, rowsCount)
+    // Tiled transpose between output axes q (rows, input-contiguous) and n-1 (columns, output-contiguous).
+    let rowsRange = q == 0 ? axis0 : 0..<outShape[q]
+    let cols = outShape[n - 1]
+    let rowOut = outStrides[q], colIn = gather[n - 1]
+    let tile = 16
+    forEachOuterOffset(outShape: outShape, outStrides: outStrides, gather: gather, skipping: [q, n - 1],
+                       axis0: axis0) { inBase, outBase in
+        var r0 = rowsRange.lowerBound
+        while r0 < rowsRange.upperBound {
+            let r1 = Swift.min(r0 + tile, rowsRange.upperBound)
             var c0 = 0
-            while c0 < colsCount {
-                let c1 = Swift.min(c0 + tile, colsCount)
+            while c0 < cols {
+                let c1 = Swift.min(c0 + tile, cols)
                 for r in r0..<r1 {
-                    let s = src + inBase + r * rowInStride
-                    let d = dst + outBase + r * rowOutStride
-                    for c in c0..<c1 { d[c] = s[c * colInStride] }
+                    let s = src + inBase + r
+                    let d = dst + outBase + r * rowOut
+                    for c in c0..<c1 { d[c] = s[c * colIn] }
                 }
                 c0 = c1
             }
             r0 = r1
         }
-        // Advance the odometer.
-        var k = otherAxes.count - 1
+    }
+}
+
+/// Calls `body(inputOffset, outputOffset)` for every combination of the output axes not in `skipping`
+/// (axis 0 limited to `axis0` unless skipped).
+private func forEachOuterOffset(outShape: [Int], outStrides: [Int], gather: [Int], skipping: Set<Int>,
+                                axis0: Range<Int>, _ body: (Int, Int) -> Void) {
+    let axes = outShape.indices.filter { !skipping.contains($0) }
+    let lower = axes.map { $0 == 0 ? axis0.lowerBound : 0 }
+    let upper = axes.map { $0 == 0 ? axis0.upperBound : outShape[$0] }
+    if lower.indices.contains(where: { lower[$0] >= upper[$0] }) { return }
+    var index = lower
+    while true {
+        var inBase = 0, outBase = 0
+        for (k, axis) in axes.enumerated() {
+            inBase += index[k] * gather[axis]
+            outBase += index[k] * outStrides[axis]
+        }
+        body(inBase, outBase)
+        var k = axes.count - 1
         while k >= 0 {
             index[k] += 1
-            if index[k] < otherShape[k] { break }
-            index[k] = 0
+            if index[k] < upper[k] { break }
+            index[k] = lower[k]
             k -= 1
         }
+        if k < 0 { return }
     }
 }

@@ -1,0 +1,338 @@
+// Einstein summation over NumPy-style specifications, executed as a sequence of pairwise contractions, each one
+// a (batched) BLAS GEMM between permuted operands. The contraction order comes from `EinsumPath.swift`
+// (exhaustive dynamic programming for up to 8 operands, greedy beyond: METHODS §0.3, Rule C4), and its cost is
+// counted exactly by Rule C1, so the same engine runs every factorized layer and prices it.
+//
+// Semantics (NumPy's `einsum`, without ellipsis):
+// * "bi,ij->bj": each operand's dimensions are named by one letter each (a–z, A–Z); a letter shared by
+//   operands is one index, and every occurrence must have the same size.
+// * Letters missing from the output are summed over; the output lists its letters in the order given.
+// * Without "->" the output is implicit: the letters that occur exactly once in the whole left side, in
+//   increasing ASCII order (upper case before lower case), as NumPy.
+// * A letter repeated inside one operand takes a diagonal: "ii->i" is the diagonal, "ii->" the trace.
+// * A letter that occurs in one operand only and not in the output is summed out of that operand before any
+//   pairwise contraction ("ij,jk->i" first sums k out of the second operand).
+
+/// A parsed and validated einsum specification together with the operand shapes it applies to.
+///
+/// Parsing follows NumPy's `einsum` (see the notes at the top of `Einsum.swift`); ellipsis (`...`) is not
+/// supported. Build one once and reuse it (and its `optimalPath`) when the same contraction runs repeatedly,
+/// as a factorized layer does. Invalid specifications and shape mismatches are programmer errors and stop in a
+/// `precondition` whose message names the specification and the shapes.
+public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
+    /// The index letters of each operand, in dimension order (a letter may repeat: a diagonal).
+    public let inputs: [[Character]]
+    /// The index letters of the result, in dimension order (explicit, or NumPy's implicit output).
+    public let output: [Character]
+    /// The shape of each operand.
+    public let shapes: [[Int]]
+    /// The size of every index letter.
+    public let sizes: [Character: Int]
+
+    /// Parses `spec` ("ij,jk->ik", or "ij,jk" for the implicit output) for operands of the given shapes.
+    ///
+    /// - Precondition: the number of operand terms equals `shapes.count`, every term has one letter per
+    ///   dimension of its operand, every occurrence of a letter has the same size, output letters are distinct
+    ///   and each occurs in some operand.
+    public init(_ spec: String, shapes: [[Int]]) {
+        let cleaned = spec.filter { !$0.isWhitespace }
+        let shapeText = shapes.map { "\($0)" }.joined(separator: ", ")
+        let context = "einsum \"\(spec)\" with shapes \(shapeText)"
+        precondition(!cleaned.contains("."), "\(context): ellipsis (...) is not supported; name every dimension")
+        let sides = cleaned.components(separatedBy: "->")
+        precondition(sides.count <= 2, "\(context): more than one \"->\"")
+        let terms = sides[0].split(separator: ",", omittingEmptySubsequences: false).map { Array($0) }
+        precondition(!shapes.isEmpty, "\(context): einsum needs at least one operand")
+        precondition(terms.count == shapes.count,
+                     "\(context): the specification names \(terms.count) operand(s) but \(shapes.count) were given")
+        var sizes: [Character: Int] = [:]
+        var firstSeen: [Character: Int] = [:]
+        for (operand, term) in terms.enumerated() {
+            precondition(term.count == shapes[operand].count,
+                         "\(context): operand \(operand) is labelled \"\(String(term))\" (\(term.count) indices) but has shape \(shapes[operand])")
+            for (axis, letter) in term.enumerated() {
+                precondition(letter.isASCII && letter.isLetter,
+                             "\(context): \"\(letter)\" is not an index letter (use a–z, A–Z)")
+                let size = shapes[operand][axis]
+                if let known = sizes[letter] {
+                    let other = firstSeen[letter]!
+                    precondition(known == size,
+                                 "\(context): index \(letter) has size \(known) in operand \(other) (shape \(shapes[other])) but size \(size) in operand \(operand) (shape \(shapes[operand]))")
+                } else {
+                    sizes[letter] = size
+                    firstSeen[letter] = operand
+                }
+            }
+        }
+        let output: [Character]
+        if sides.count == 2 {
+            output = Array(sides[1])
+            var seen = Set<Character>()
+            for letter in output {
+                precondition(letter.isASCII && letter.isLetter,
+                             "\(context): \"\(letter)\" in the output is not an index letter (use a–z, A–Z)")
+                precondition(seen.insert(letter).inserted, "\(context): output index \(letter) appears twice")
+                precondition(sizes[letter] != nil, "\(context): output index \(letter) appears in no operand")
+            }
+        } else {
+            var counts: [Character: Int] = [:]
+            for term in terms { for letter in term { counts[letter, default: 0] += 1 } }
+            output = counts.filter { $0.value == 1 }.map(\.key).sorted { $0.asciiValue! < $1.asciiValue! }
+        }
+        self.inputs = terms
+        self.output = output
+        self.shapes = shapes
+        self.sizes = sizes
+    }
+
+    /// The explicit, whitespace-free specification ("ij,jk->ik"), implicit outputs written out.
+    public var spec: String { inputs.map { String($0) }.joined(separator: ",") + "->" + String(output) }
+
+    /// The shape of the result.
+    public var outputShape: [Int] { output.map { sizes[$0]! } }
+
+    /// The specification followed by the operand shapes.
+    public var description: String { "\(spec) on \(shapes.map { "\($0)" }.joined(separator: ", "))" }
+
+    /// Evaluates the expression on `operands` along `path` (by default `optimalPath(strategy: .auto)`).
+    ///
+    /// Each operand first loses its diagonals and its private summed indices (see `ContractionPath.reductions`);
+    /// then every pairwise step runs as at most two permutes plus one GEMM (`Tensor.matmul`, or
+    /// `Tensor.batchedMatmul` when the operands share indices that survive the step); a final permute puts the
+    /// result in output order. A path computed for another expression with the same operand count (for instance
+    /// the same specification at another batch size) may be reused: only its pair positions are read.
+    ///
+    /// - Precondition: the operand shapes equal `shapes`, and `path` has one valid pair per contraction.
+    public func evaluate<Scalar>(_ operands: [Tensor<Scalar>], path: ContractionPath? = nil) -> Tensor<Scalar> {
+        precondition(operands.count == shapes.count,
+                     "einsum \"\(spec)\": expected \(shapes.count) operand(s), got \(operands.count) with shapes \(operands.map(\.shape))")
+        for (k, operand) in operands.enumerated() {
+            precondition(operand.shape == shapes[k],
+                         "einsum \"\(spec)\": operand \(k) has shape \(operand.shape), the expression was built for \(shapes[k])")
+        }
+        let pairs = (path ?? optimalPath()).pairs
+        precondition(pairs.count == operands.count - 1,
+                     "einsum \"\(spec)\": a path for \(operands.count) operands needs \(operands.count - 1) pairwise steps, got \(pairs.count)")
+        // Single-operand reductions (diagonals, private sums).
+        var current: [(tensor: Tensor<Scalar>, indices: [Character])] = []
+        for (k, operand) in operands.enumerated() {
+            let keep = indicesNeeded(excludingOperand: k)
+            current.append(EinsumKernels.reduce(operand, indices: inputs[k], keeping: keep))
+        }
+        // Pairwise contractions.
+        for (i, j) in pairs {
+            precondition(i != j && current.indices.contains(i) && current.indices.contains(j),
+                         "einsum \"\(spec)\": path step (\(i), \(j)) is invalid for \(current.count) remaining operands")
+            let keep = neededIndices(current.map(\.indices), excluding: i, j)
+            let plan = planPair(current[i].indices, current[j].indices, keep: keep)
+            let result = EinsumKernels.contract(current[i].tensor, current[j].tensor, plan: plan, sizes: sizes)
+            for position in [i, j].sorted(by: >) { current.remove(at: position) }
+            current.append((result, plan.resultIndices))
+        }
+        let (tensor, indices) = current[0]
+        return EinsumKernels.arrange(tensor, from: indices, to: output, sizes: sizes)
+    }
+
+    /// The indices that must survive the reduction of operand `k`: the output's and every other operand's.
+    func indicesNeeded(excludingOperand k: Int) -> Set<Character> {
+        var keep = Set(output)
+        for (other, term) in inputs.enumerated() where other != k { keep.formUnion(term) }
+        return keep
+    }
+
+    /// The indices needed after operands `i` and `j` of `current` are contracted.
+    func neededIndices(_ current: [[Character]], excluding i: Int, _ j: Int) -> Set<Character> {
+        var keep = Set(output)
+        for (k, term) in current.enumerated() where k != i && k != j { keep.formUnion(term) }
+        return keep
+    }
+
+    /// How one pairwise contraction is laid out for a GEMM (see `planPair`).
+    struct PairPlan {
+        /// How an operand reaches its GEMM layout.
+        enum Layout: Equatable {
+            /// Memory already matches; `transposed` passes the last two groups swapped to BLAS.
+            case asIs(transposed: Bool)
+            /// Permute with this axis permutation into the untransposed layout first.
+            case permute([Int])
+        }
+        var batch: [Character], contracted: [Character], leftFree: [Character], rightFree: [Character]
+        var left: Layout, right: Layout
+        /// Result indices: batch, then left-free, then right-free (the GEMM's output order).
+        var resultIndices: [Character] { batch + leftFree + rightFree }
+    }
+
+    /// Classifies the indices of a pairwise contraction and chooses the operand layouts.
+    ///
+    /// Batch indices occur in both operands and survive (`keep`); contracted indices occur in both and do not;
+    /// free indices occur in one operand only (they always survive after the initial reductions). The left
+    /// operand is arranged as (batch, leftFree, contracted) and the right one as (batch, contracted, rightFree).
+    /// The batch and contracted orders are taken from whichever operand saves more copying; an operand whose
+    /// memory already has the needed order (ignoring size-1 dimensions), or has it with the last two groups
+    /// swapped (passed to BLAS as a transpose), is not permuted.
+    func planPair(_ a: [Character], _ b: [Character], keep: Set<Character>) -> PairPlan {
+        let inB = Set(b), inA = Set(a)
+        let shared = a.filter { inB.contains($0) }
+        let leftFree = a.filter { !inB.contains($0) }
+        let rightFree = b.filter { !inA.contains($0) }
+        let sharedInB = b.filter { inA.contains($0) }
+        func plan(sharedOrder: [Character]) -> (PairPlan, Int) {
+            let batch = sharedOrder.filter { keep.contains($0) }
+            let contracted = sharedOrder.filter { !keep.contains($0) }
+            let left = layout(of: a, plain: batch + leftFree + contracted, swapped: batch + contracted + leftFree)
+            let right = layout(of: b, plain: batch + contracted + rightFree, swapped: batch + rightFree + contracted)
+            var copied = 0
+            if case .permute = left { copied += count(of: a) }
+            if case .permute = right { copied += count(of: b) }
+            return (PairPlan(batch: batch, contracted: contracted, leftFree: leftFree, rightFree: rightFree,
+                             left: left, right: right), copied)
+        }
+        let fromA = plan(sharedOrder: shared)
+        let fromB = plan(sharedOrder: sharedInB)
+        return fromB.1 < fromA.1 ? fromB.0 : fromA.0
+    }
+
+    /// `.asIs` when `indices` already has the order `plain` (or `swapped`) once size-1 dimensions are ignored,
+    /// otherwise the permutation that takes `indices` to `plain`.
+    private func layout(of indices: [Character], plain: [Character], swapped: [Character]) -> PairPlan.Layout {
+        let significant = indices.filter { sizes[$0]! != 1 }
+        if significant == plain.filter({ sizes[$0]! != 1 }) { return .asIs(transposed: false) }
+        if significant == swapped.filter({ sizes[$0]! != 1 }) { return .asIs(transposed: true) }
+        return .permute(plain.map { indices.firstIndex(of: $0)! })
+    }
+
+    /// The element count of a tensor with these (distinct) indices, saturating at `Int.max`.
+    func count(of indices: some Sequence<Character>) -> Int {
+        indices.reduce(1) { EinsumKernels.saturatingMultiply($0, sizes[$1]!) }
+    }
+}
+
+/// Evaluates an einsum specification (NumPy semantics, see `EinsumExpression`) along the cheapest contraction
+/// path (`ContractionStrategy.auto`).
+///
+/// `einsum("bi,ij->bj", x, w)` is `matmul(x, w)`; `einsum("ii", a)` is the trace; `einsum("bij,bjk->bik", a, b)`
+/// is a batched product. Every pairwise step is one (batched) GEMM (METHODS §0.3, Rules C1 and C4).
+///
+/// - Precondition: the specification matches the operands (see `EinsumExpression.init(_:shapes:)`).
+public func einsum<Scalar>(_ spec: String, _ operands: Tensor<Scalar>...) -> Tensor<Scalar> {
+    einsum(spec, operands, path: nil)
+}
+
+/// Evaluates an einsum specification on an array of operands, along `path` when given (for instance one from
+/// `EinsumExpression.optimalPath(strategy:)` or `EinsumExpression.path(pairs:)`), else along the cheapest
+/// path found by `ContractionStrategy.auto`.
+///
+/// - Precondition: the specification matches the operands, and `path` has one valid pair per contraction.
+public func einsum<Scalar>(_ spec: String, _ operands: [Tensor<Scalar>], path: ContractionPath? = nil) -> Tensor<Scalar> {
+    EinsumExpression(spec, shapes: operands.map(\.shape)).evaluate(operands, path: path)
+}
+
+/// The data-moving kernels of einsum: diagonals, private sums, pairwise GEMMs and the final permute.
+enum EinsumKernels {
+    /// `a·b`, saturating at `Int.max` (cost counts of huge hypothetical shapes must not trap).
+    static func saturatingMultiply(_ a: Int, _ b: Int) -> Int {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? Int.max : product
+    }
+
+    /// `a+b`, saturating at `Int.max`.
+    static func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? Int.max : sum
+    }
+
+    /// The distinct letters of `indices` in first-occurrence order.
+    static func distinct(_ indices: [Character]) -> [Character] {
+        var seen = Set<Character>()
+        return indices.filter { seen.insert($0).inserted }
+    }
+
+    /// Takes the diagonals of repeated indices, then sums out the indices not in `keep`.
+    /// The result's indices are the surviving distinct indices in first-occurrence order.
+    static func reduce<Scalar>(_ tensor: Tensor<Scalar>, indices: [Character],
+                               keeping keep: Set<Character>) -> (tensor: Tensor<Scalar>, indices: [Character]) {
+        let unique = distinct(indices)
+        var result = tensor
+        if unique.count != indices.count {
+            let strides = tensor.strides
+            let shape = unique.map { letter in tensor.shape[indices.firstIndex(of: letter)!] }
+            let diagonalStrides = unique.map { letter in
+                indices.indices.filter { indices[$0] == letter }.reduce(0) { $0 + strides[$1] }
+            }
+            result = gather(tensor, shape: shape, strides: diagonalStrides)
+        }
+        let summed = unique.indices.filter { !keep.contains(unique[$0]) }
+        if !summed.isEmpty { result = result.sum(axes: summed, keepingDimensions: false) }
+        return (result, unique.filter { keep.contains($0) })
+    }
+
+    /// Reads `tensor`'s storage with arbitrary element strides into a new row-major tensor of `shape`
+    /// (one O(result) pass; used for diagonals).
+    static func gather<Scalar>(_ tensor: Tensor<Scalar>, shape: [Int], strides: [Int]) -> Tensor<Scalar> {
+        Tensor<Scalar>(shape: shape) { out in
+            guard out.count > 0 else { return }
+            tensor.withUnsafeBufferPointer { source in
+                let src = source.baseAddress!, dst = out.baseAddress!
+                let rank = shape.count
+                if rank == 0 { dst[0] = src[0]; return }
+                let inner = shape[rank - 1], innerStride = strides[rank - 1]
+                var index = [Int](repeating: 0, count: rank - 1)
+                var base = 0, written = 0
+                for _ in 0..<(out.count / inner) {
+                    for c in 0..<inner { dst[written + c] = src[base + c * innerStride] }
+                    written += inner
+                    var k = rank - 2
+                    while k >= 0 {
+                        index[k] += 1
+                        base += strides[k]
+                        if index[k] < shape[k] { break }
+                        base -= strides[k] * shape[k]
+                        index[k] = 0
+                        k -= 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pairwise contraction: the planned permutes, then one GEMM (batched when there are batch indices),
+    /// or an elementwise product when every batch entry is a 1×1×1 product.
+    static func contract<Scalar>(_ a: Tensor<Scalar>, _ b: Tensor<Scalar>, plan: EinsumExpression.PairPlan,
+                                 sizes: [Character: Int]) -> Tensor<Scalar> {
+        func product(_ indices: [Character]) -> Int { indices.reduce(1) { $0 * sizes[$1]! } }
+        let resultShape = plan.resultIndices.map { sizes[$0]! }
+        // An empty operand contributes empty sums (zeros) or an empty result.
+        if a.scalarCount == 0 || b.scalarCount == 0 { return Tensor.zeros(resultShape) }
+        let batch = product(plan.batch), contracted = product(plan.contracted)
+        let m = product(plan.leftFree), n = product(plan.rightFree)
+        func arranged(_ t: Tensor<Scalar>, _ layout: EinsumExpression.PairPlan.Layout) -> (Tensor<Scalar>, Bool) {
+            switch layout {
+            case .asIs(let transposed): return (t, transposed)
+            case .permute(let permutation): return (t.permuted(permutation), false)
+            }
+        }
+        let (left, transposeA) = arranged(a, plan.left)
+        let (right, transposeB) = arranged(b, plan.right)
+        if m == 1 && n == 1 && contracted == 1 {
+            // Hadamard product over the batch indices: both operands are laid out in batch order.
+            return (left.reshaped([batch]) * right.reshaped([batch])).reshaped(resultShape)
+        }
+        let leftMatrix = transposeA ? [contracted, m] : [m, contracted]
+        let rightMatrix = transposeB ? [n, contracted] : [contracted, n]
+        if batch == 1 {
+            return Tensor.matmul(left.reshaped(leftMatrix), right.reshaped(rightMatrix),
+                                 transposeA: transposeA, transposeB: transposeB).reshaped(resultShape)
+        }
+        return Tensor.batchedMatmul(left.reshaped([batch] + leftMatrix), right.reshaped([batch] + rightMatrix),
+                                    transposeA: transposeA, transposeB: transposeB).reshaped(resultShape)
+    }
+
+    /// Permutes a tensor whose dimensions carry `indices` into the order `output` (the same letters); a
+    /// reshape when only size-1 dimensions move.
+    static func arrange<Scalar>(_ tensor: Tensor<Scalar>, from indices: [Character], to output: [Character],
+                                sizes: [Character: Int]) -> Tensor<Scalar> {
+        let shape = output.map { sizes[$0]! }
+        if indices.filter({ sizes[$0]! != 1 }) == output.filter({ sizes[$0]! != 1 }) { return tensor.reshaped(shape) }
+        return tensor.permuted(output.map { indices.firstIndex(of: $0)! })
+    }
+}

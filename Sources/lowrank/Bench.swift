@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+
+/// `lowrank bench …`: benchmarks that print LowRank and its reference side by side, measured in one run.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure LowRank against plain BLAS and the peer libraries, side by side.",
+        discussion: """
+        Build with `swift build -c release` first: debug builds are 10-50x slower.
+        Examples:
+          lowrank bench core
+          lowrank bench core --json
+        """,
+        subcommands: [BenchCore.self]
+    )
+}
+
+struct BenchCore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "core",
+        abstract: "GEMM, SVD, permute and einsum throughput next to plain cblas_sgemm, memcpy and numpy."
+    )
+
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: "Timed repetitions per measurement (the median is reported).")
+    var repeats = 5
+
+    func run() throws {
+        try runReportingErrors { try CoreBenchmark(repeats: repeats).run(json: output.json) }
+    }
+}
+
+/// Median wall-clock seconds of `repeats` runs of `body`, after one warm-up run.
+func medianSeconds(repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+/// Runs a Python script (given as text) with `python3` and parses the one JSON object it prints last.
+/// Returns nil when python3 or a module it imports is missing, with the reason.
+func runPythonJSON(_ script: String, arguments: [String] = []) -> (result: [String: Any]?, problem: String?) {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("lowrank-\(UUID().uuidString).py")
+    do { try script.write(to: url, atomically: true, encoding: .utf8) } catch { return (nil, "cannot write temp script: \(error)") }
+    defer { try? FileManager.default.removeItem(at: url) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", url.path] + arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    do { try process.run() } catch { return (nil, "python3 not found") }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        let message = String(decoding: errData, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "failed"
+        return (nil, message)
+    }
+    guard let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+          let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        return (nil, "no JSON result from python")
+    }
+    return (object, nil)
+}
