@@ -6,6 +6,8 @@ let package = Package(
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "Decompositions", targets: ["Decompositions"]),
+        .library(name: "Autodiff", targets: ["Autodiff"]),
+        .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
         .executable(name: "lowrank", targets: ["lowrank"]),
     ],
     dependencies: [
@@ -18,9 +20,10 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-openmp-dev", "liblapacke-dev", "pkg-config"])]
         ),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .target(
             name: "TensorCore",
-            dependencies: ["CLinearAlgebra", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["CLinearAlgebra", "CDNNL", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
         ),
         .target(
@@ -28,16 +31,30 @@ let package = Package(
             dependencies: ["TensorCore"],
             swiftSettings: [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
         ),
+        .target(
+            name: "Autodiff",
+            dependencies: ["TensorCore"],
+            swiftSettings: [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "NeuralNetworks",
+            dependencies: ["TensorCore", "Autodiff"],
+            swiftSettings: [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+        ),
         .executableTarget(
             name: "lowrank",
             dependencies: [
                 "TensorCore",
                 "Decompositions",
+                "Autodiff",
+                "NeuralNetworks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DecompositionsTests", dependencies: ["Decompositions", "TensorCore"]),
+        .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "TensorCore"]),
+        .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "Autodiff", "TensorCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
