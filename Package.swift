@@ -21,6 +21,7 @@ let package = Package(
             providers: [.apt(["libopenblas-openmp-dev", "liblapacke-dev", "pkg-config"])]
         ),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "TensorCore",
             dependencies: ["CLinearAlgebra", "CDNNL", .product(name: "RealModule", package: "swift-numerics")],
@@ -38,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "NeuralNetworks",
-            dependencies: ["TensorCore", "Autodiff"],
+            dependencies: ["TensorCore", "Autodiff", "CZlib"],
             swiftSettings: [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
         ),
         .executableTarget(
