@@ -2,7 +2,7 @@
 # Both install the Debian packages they need when missing (non-interactively, only what is missing).
 
 SWIFT        ?= swift
-APT_PACKAGES := libopenblas-openmp-dev liblapacke-dev pkg-config libdnnl-dev zlib1g-dev
+APT_PACKAGES := libopenblas-openmp-dev liblapacke-dev pkg-config libdnnl-dev zlib1g-dev dataset-fashion-mnist
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release/lowrank
 
