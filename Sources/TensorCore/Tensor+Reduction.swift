@@ -52,61 +52,64 @@ extension Tensor {
         return total
     }
 
-    /// Reduces one axis viewed as (outer, n, inner): `combine` folds the n entries into `initial`.
-    private func reduce(axis: Int, initial: Scalar, _ combine: (Scalar, Scalar) -> Scalar) -> Tensor {
-        let outer = shape[..<axis].reduce(1, *), n = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+    /// Reduces axes [first, last] (consecutive) viewed as (outer, n, inner) with one specialized loop per kind.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    private func reduce(axes range: ClosedRange<Int>, kind: ReductionKind) -> Tensor {
+        let outer = shape[..<range.lowerBound].reduce(1, *)
+        let n = shape[range].reduce(1, *)
+        let inner = shape[(range.upperBound + 1)...].reduce(1, *)
         var newShape = shape
-        newShape[axis] = 1
+        for axis in range { newShape[axis] = 1 }
         return Tensor(shape: newShape) { out in
             withUnsafeBufferPointer { src in
-                for o in 0..<outer {
-                    let dst = out.baseAddress! + o * inner
-                    dst.initialize(repeating: initial, count: inner)
-                    for k in 0..<n {
-                        let row = src.baseAddress! + (o * n + k) * inner
-                        for j in 0..<inner { dst[j] = combine(dst[j], row[j]) }
+                let source = src.baseAddress!, destination = out.baseAddress!
+                func run(initial: Scalar, _ combine: (Scalar, Scalar) -> Scalar) {
+                    for o in 0..<outer {
+                        let dst = destination + o * inner
+                        dst.update(repeating: initial, count: inner)
+                        for k in 0..<n {
+                            let row = source + (o * n + k) * inner
+                            for j in 0..<inner { dst[j] = combine(dst[j], row[j]) }
+                        }
                     }
+                }
+                switch kind {
+                case .sum:
+                    if inner == 1 {
+                        for o in 0..<outer { destination[o] = Tensor.simdSum(source + o * n, count: n) }
+                    } else {
+                        run(initial: 0) { $0 + $1 }
+                    }
+                case .max: run(initial: -.infinity) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
+                case .min: run(initial: .infinity) { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
                 }
             }
         }
     }
 
-    /// Reduces several axes, innermost first; `isSum` lets the innermost axis use SIMD row sums.
-    private func reduce(axes: [Int], keepingDimensions: Bool, initial: Scalar, isSum: Bool = false,
-                        _ combine: (Scalar, Scalar) -> Scalar) -> Tensor {
+    /// Reduces several axes: runs of consecutive axes are merged and reduced in one pass, innermost run first.
+    private func reduce(axes: [Int], keepingDimensions: Bool, kind: ReductionKind) -> Tensor {
         let axes = Set(axes.map { normalizeAxis($0) })
-        var result = self
-        for axis in axes.sorted(by: >) {
-            if isSum && result.inner(of: axis) == 1 {
-                result = result.rowSums(axis: axis)
-            } else {
-                result = result.reduce(axis: axis, initial: initial, combine)
-            }
+        var runs: [ClosedRange<Int>] = []
+        for axis in axes.sorted() {
+            if let last = runs.last, last.upperBound + 1 == axis { runs[runs.count - 1] = last.lowerBound...axis }
+            else { runs.append(axis...axis) }
         }
+        var result = self
+        for run in runs.reversed() { result = result.reduce(axes: run, kind: kind) }
         return keepingDimensions ? result : result.reshaped(shape.indices.filter { !axes.contains($0) }.map { shape[$0] })
     }
 
     private func inner(of axis: Int) -> Int { shape[(axis + 1)...].reduce(1, *) }
 
-    /// Sums along an axis with nothing but size-1 axes after it, SIMD per row; keeps the axis with size 1.
-    private func rowSums(axis: Int) -> Tensor {
-        let n = shape[axis], rows = shape[..<axis].reduce(1, *)
-        var newShape = shape
-        newShape[axis] = 1
-        return Tensor(shape: newShape) { out in
-            withUnsafeBufferPointer { src in
-                for r in 0..<rows { out[r] = n == 0 ? 0 : Tensor.simdSum(src.baseAddress! + r * n, count: n) }
-            }
-        }
-    }
-
     /// Sums along `axes`, keeping them as size-1 dimensions.
-    public func sum(alongAxes axes: Int...) -> Tensor { reduce(axes: axes, keepingDimensions: true, initial: 0, isSum: true, +) }
+    public func sum(alongAxes axes: Int...) -> Tensor { reduce(axes: axes, keepingDimensions: true, kind: .sum) }
     /// Sums along `axes`, removing them.
-    public func sum(squeezingAxes axes: Int...) -> Tensor { reduce(axes: axes, keepingDimensions: false, initial: 0, isSum: true, +) }
+    public func sum(squeezingAxes axes: Int...) -> Tensor { reduce(axes: axes, keepingDimensions: false, kind: .sum) }
     /// Sums along `axes` given as an array.
     public func sum(axes: [Int], keepingDimensions: Bool) -> Tensor {
-        reduce(axes: axes, keepingDimensions: keepingDimensions, initial: 0, isSum: true, +)
+        reduce(axes: axes, keepingDimensions: keepingDimensions, kind: .sum)
     }
 
     /// Means along `axes`.
@@ -117,16 +120,12 @@ extension Tensor {
 
     /// Maxima along `axes`.
     public func max(axes: [Int], keepingDimensions: Bool = false) -> Tensor {
-        reduce(axes: axes, keepingDimensions: keepingDimensions, initial: -.infinity) {
-            $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1)
-        }
+        reduce(axes: axes, keepingDimensions: keepingDimensions, kind: .max)
     }
 
     /// Minima along `axes`.
     public func min(axes: [Int], keepingDimensions: Bool = false) -> Tensor {
-        reduce(axes: axes, keepingDimensions: keepingDimensions, initial: .infinity) {
-            $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1)
-        }
+        reduce(axes: axes, keepingDimensions: keepingDimensions, kind: .min)
     }
 
     /// Euclidean norms along `axes`.
@@ -178,3 +177,6 @@ extension Tensor {
         }
     }
 }
+
+/// The reductions with dedicated specialized loops.
+enum ReductionKind: Sendable { case sum, max, min }
