@@ -197,23 +197,27 @@ private func permuteRange<T: FixedWidthInteger>(src: UnsafePointer<T>, dst: Unsa
     let rowsRange = q == 0 ? axis0 : 0..<outShape[q]
     let cols = outShape[n - 1]
     let rowOut = outStrides[q], colIn = gather[n - 1]
-    let tile = 16
+    // Two levels: 128×128 blocks keep the pages of one block's rows within the TLB, 16×16 tiles keep
+    // both sides' cache lines in L1.
+    let tile = 16, block = 128
     forEachOuterOffset(outShape: outShape, outStrides: outStrides, gather: gather, skipping: [q, n - 1],
                        axis0: axis0) { inBase, outBase in
-        var r0 = rowsRange.lowerBound
-        while r0 < rowsRange.upperBound {
-            let r1 = Swift.min(r0 + tile, rowsRange.upperBound)
-            var c0 = 0
-            while c0 < cols {
-                let c1 = Swift.min(c0 + tile, cols)
-                for r in r0..<r1 {
-                    let s = src + inBase + r
-                    let d = dst + outBase + r * rowOut
-                    for c in c0..<c1 { d[c] = s[c * colIn] }
+        for rb in stride(from: rowsRange.lowerBound, to: rowsRange.upperBound, by: block) {
+            let rbEnd = Swift.min(rb + block, rowsRange.upperBound)
+            for cb in stride(from: 0, to: cols, by: block) {
+                let cbEnd = Swift.min(cb + block, cols)
+                for r0 in stride(from: rb, to: rbEnd, by: tile) {
+                    let r1 = Swift.min(r0 + tile, rbEnd)
+                    for c0 in stride(from: cb, to: cbEnd, by: tile) {
+                        let c1 = Swift.min(c0 + tile, cbEnd)
+                        for r in r0..<r1 {
+                            let s = src + inBase + r
+                            let d = dst + outBase + r * rowOut
+                            for c in c0..<c1 { d[c] = s[c * colIn] }
+                        }
+                    }
                 }
-                c0 = c1
             }
-            r0 = r1
         }
     }
 }

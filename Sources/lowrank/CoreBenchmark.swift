@@ -80,15 +80,15 @@ struct CoreBenchmark {
                             referenceName: "memcpy", numpy: (np["permute_\(index)"] as? Double).map { 2 * bytes / $0 / 1e9 }))
         }
 
-        do {
-            let x = source, y = source
-            let seconds = medianSeconds(repeats: repeats) { _ = x + y }
-            rows.append(Row(name: "TMP add 16M", unit: "GB/s", lowrank: 3 * bytes / seconds / 1e9, reference: copyRate,
-                            referenceName: "memcpy", numpy: nil))
-            let s2 = medianSeconds(repeats: repeats) { _ = x.sum() }
-            rows.append(Row(name: "TMP sum 16M", unit: "GB/s", lowrank: bytes / s2 / 1e9, reference: copyRate,
-                            referenceName: "memcpy", numpy: nil))
-        }
+        // A TT-matrix layer (I = O = 4·8·8·4, ranks 16) applied to a batch of 256: einsum on its optimal path.
+        let ttShapes = [[256, 4, 8, 8, 4], [4, 4, 16], [16, 8, 8, 16], [16, 8, 8, 16], [16, 4, 4]]
+        let ttOperands = ttShapes.map { Tensor<Float>.randomNormal($0, generator: &generator) }
+        let tt = EinsumExpression(CoreBenchmark.ttSpec, shapes: ttShapes)
+        let ttPath = tt.optimalPath()
+        let ttSeconds = medianSeconds(repeats: repeats) { _ = tt.evaluate(ttOperands, path: ttPath) }
+        let ttFlops = 2 * Double(ttPath.multiplyAdds)
+        rows.append(Row(name: "einsum TT-matrix chain (batch 256)", unit: "GFLOP/s", lowrank: ttFlops / ttSeconds / 1e9,
+                        reference: nil, referenceName: "", numpy: (np["einsum_tt"] as? Double).map { ttFlops / $0 / 1e9 }))
         if json {
             try printJSON([
                 "threads": threads,
@@ -119,6 +119,8 @@ struct CoreBenchmark {
         text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
     }
 
+    static let ttSpec = "bijkl,iap,pjcq,qkdr,rle->bacde"
+
     /// The numpy side: the same shapes, float32, median of the given repeats; prints one JSON line of seconds.
     static let numpyScript = #"""
 import json, sys, time
@@ -143,6 +145,10 @@ for i, (shape, perm) in enumerate((((4096, 4096), (1, 0)), ((64, 64, 64, 64), (3
                                    ((256, 16, 64, 64), (0, 2, 1, 3)))):
     y = x.reshape(shape)
     out[f"permute_{i}"] = median(lambda: np.ascontiguousarray(y.transpose(perm)))
+shapes = [(256, 4, 8, 8, 4), (4, 4, 16), (16, 8, 8, 16), (16, 8, 8, 16), (16, 4, 4)]
+ops = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+path = np.einsum_path("bijkl,iap,pjcq,qkdr,rle->bacde", *ops, optimize="optimal")[0]
+out["einsum_tt"] = median(lambda: np.einsum("bijkl,iap,pjcq,qkdr,rle->bacde", *ops, optimize=path))
 print(json.dumps(out))
 """#
 }

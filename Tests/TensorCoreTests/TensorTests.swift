@@ -102,6 +102,16 @@ import TensorCore
         }
     }
 
+    @Test func blockedTransposeCoversEdgeBlocks() {
+        // Sizes beyond one 128×128 block and not multiples of the 16×16 tile.
+        let x = Tensor<Float>.randomUniform([3, 300, 260], seed: 6)
+        let y = x.permuted([0, 2, 1])
+        for b in 0..<3 { for i in stride(from: 0, to: 300, by: 7) { for j in 0..<260 {
+            if y[b, j, i] != x[b, i, j] { Issue.record("transpose wrong at \(b),\(i),\(j)"); return }
+        } } }
+        #expect(y.permuted([0, 2, 1]) == x)
+    }
+
     private func inversePermutation(_ p: [Int]) -> [Int] {
         var inverse = [Int](repeating: 0, count: p.count)
         for (i, axis) in p.enumerated() { inverse[axis] = i }
