@@ -42,6 +42,7 @@ let package = Package(
             dependencies: ["TensorCore", "Autodiff", "CZlib"],
             swiftSettings: [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
         ),
+        .target(name: "Compression", dependencies: ["TensorCore", "Decompositions", "Autodiff", "NeuralNetworks"], swiftSettings: [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]),
         .executableTarget(
             name: "lowrank",
             dependencies: [
@@ -56,6 +57,7 @@ let package = Package(
         .testTarget(name: "DecompositionsTests", dependencies: ["Decompositions", "TensorCore"]),
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "TensorCore"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "Autodiff", "TensorCore"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralNetworks", "Autodiff", "Decompositions", "TensorCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

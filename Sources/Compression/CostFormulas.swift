@@ -1,0 +1,152 @@
+/// A closed-form cost of a factorized FC layer: stored scalars (bias excluded) and multiply-accumulates per sample
+/// (METHODS §0.3).
+public struct ClosedFormCost: Sendable, Equatable {
+    /// Stored scalars of the cores.
+    public var parameters: Int
+    /// Activation-side MACs per input sample along the formula's schedule.
+    public var macsPerSample: Int
+
+    /// A cost with the given counts.
+    public init(parameters: Int, macsPerSample: Int) {
+        self.parameters = parameters
+        self.macsPerSample = macsPerSample
+    }
+}
+
+/// The closed forms of METHODS §1 for FC layers, standing in for the survey's Table 3 (derived formulas; the
+/// survey's exact ones are not reproduced).
+///
+/// Every MAC formula names a schedule: the cores are absorbed into the activation one at a time in the order of
+/// `FactorizedLinear.referenceSchedule` (cores 1..d; for Tucker the input factors, the core, then the output
+/// factors; for HT the post-order of the tree). Along that schedule each formula equals the einsum engine's exact
+/// count (Rule C1) — the tests check this on a grid of shapes and ranks. **Where the two differ:** the layer's
+/// `forwardPath(batch:)` is the *cheapest* path, which may beat the formula: it may absorb the cores in the
+/// reverse order (TT, TR, CP: Σ_k R_{k−1}R_k(∏_{j≥k}O_j)(∏_{j≤k}I_j) when O > I), pre-merge cores on the weight
+/// side (HT: merging leaf 4 with its parent removes the n⁴R⁴ term of the d = 4 oracle; at small batches merging
+/// several cores, or rebuilding W, is cheaper), or contract the KPD factors in the cheaper order. The formulas are
+/// upper bounds of the cheapest count, and exact for their schedule. Reductions over size-1 boundary ranks (TT,
+/// HT root) cost 0 additions and do not change the counts.
+public enum FCCostFormulas {
+    /// ∏ of a slice (1 when empty).
+    private static func product(_ values: ArraySlice<Int>) -> Int { values.reduce(1, *) }
+
+    /// Dense FC: I·O stored, I·O MACs (METHODS §0.4).
+    public static func dense(inputFeatures: Int, outputFeatures: Int) -> ClosedFormCost {
+        ClosedFormCost(parameters: inputFeatures * outputFeatures, macsPerSample: inputFeatures * outputFeatures)
+    }
+
+    /// SVD (§1.1): R(I+O) stored and R(I+O) MACs (z = Aᵀx, then y = Bz).
+    public static func svd(inputFeatures: Int, outputFeatures: Int, rank: Int) -> ClosedFormCost {
+        ClosedFormCost(parameters: rank * (inputFeatures + outputFeatures), macsPerSample: rank * (inputFeatures + outputFeatures))
+    }
+
+    /// Paired CP (§1.2): R·Σ_k I_kO_k stored; R·Σ_{k=1}^d (∏_{j≤k}O_j)(∏_{j≥k}I_j) MACs (absorb 1..d, sum r last).
+    public static func cp(inputModes: [Int], outputModes: [Int], rank: Int) -> ClosedFormCost {
+        let d = inputModes.count
+        let params = rank * zip(inputModes, outputModes).reduce(0) { $0 + $1.0 * $1.1 }
+        let macs = (0..<d).reduce(0) { $0 + rank * product(outputModes[...$1]) * product(inputModes[$1...]) }
+        return ClosedFormCost(parameters: params, macsPerSample: macs)
+    }
+
+    /// Tensorized Tucker (§1.3) with input ranks R_k and output ranks S_k: ΣI_kR_k + ΣO_kS_k + ∏R_k∏S_k stored;
+    /// Σ_k (∏_{j≤k}R_j)(∏_{j≥k}I_j) + ∏R_k∏S_k + Σ_k (∏_{j≤k}O_j)(∏_{j≥k}S_j) MACs.
+    public static func tucker(inputModes: [Int], outputModes: [Int], inputRanks: [Int], outputRanks: [Int]) -> ClosedFormCost {
+        let d = inputModes.count
+        let core = inputRanks.reduce(1, *) * outputRanks.reduce(1, *)
+        let params = zip(inputModes, inputRanks).reduce(0) { $0 + $1.0 * $1.1 }
+            + zip(outputModes, outputRanks).reduce(0) { $0 + $1.0 * $1.1 } + core
+        var macs = core
+        for k in 0..<d {
+            macs += product(inputRanks[...k]) * product(inputModes[k...])
+            macs += product(outputModes[...k]) * product(outputRanks[k...])
+        }
+        return ClosedFormCost(parameters: params, macsPerSample: macs)
+    }
+
+    /// TT-matrix (§1.6, [45]) with ranks [R_0 = 1, R_1, …, R_d = 1]: Σ_k R_{k−1}I_kO_kR_k stored;
+    /// Σ_{k=1}^d R_{k−1}R_k(∏_{j≤k}O_j)(∏_{j≥k}I_j) MACs (absorb 1..d).
+    public static func tensorTrain(inputModes: [Int], outputModes: [Int], ranks: [Int]) -> ClosedFormCost {
+        precondition(ranks.count == inputModes.count + 1, "FCCostFormulas.tensorTrain: \(ranks.count) ranks for \(inputModes.count) modes (need R_0..R_d)")
+        let d = inputModes.count
+        var params = 0, macs = 0
+        for k in 0..<d {
+            params += ranks[k] * inputModes[k] * outputModes[k] * ranks[k + 1]
+            macs += ranks[k] * ranks[k + 1] * product(outputModes[...k]) * product(inputModes[k...])
+        }
+        return ClosedFormCost(parameters: params, macsPerSample: macs)
+    }
+
+    /// Paired TR-matrix (§1.7 (a)) with ranks [R_1, …, R_d] (R_{d+1} = R_1), d ≥ 2: Σ_k R_kI_kO_kR_{k+1} stored;
+    /// R_1R_2·O_1·I + Σ_{k=2}^{d−1} R_1R_kR_{k+1}(∏_{j≤k}O_j)(∏_{j≥k}I_j) + R_1R_d·O·I_d MACs (absorb 1..d).
+    public static func tensorRing(inputModes: [Int], outputModes: [Int], ranks: [Int]) -> ClosedFormCost {
+        let d = inputModes.count
+        precondition(d >= 2 && ranks.count == d, "FCCostFormulas.tensorRing: needs d ≥ 2 modes and d ranks, got \(inputModes) and \(ranks)")
+        var params = 0
+        for k in 0..<d { params += ranks[k] * inputModes[k] * outputModes[k] * ranks[(k + 1) % d] }
+        let inputs = product(inputModes[...]), outputs = product(outputModes[...])
+        var macs = ranks[0] * ranks[1] * outputModes[0] * inputs + ranks[0] * ranks[d - 1] * outputs * inputModes[d - 1]
+        if d > 2 {
+            for k in 1..<(d - 1) {
+                macs += ranks[0] * ranks[k] * ranks[k + 1] * product(outputModes[...k]) * product(inputModes[k...])
+            }
+        }
+        return ClosedFormCost(parameters: params, macsPerSample: macs)
+    }
+
+    /// The worked HT oracle of §1.5: d = 4 paired leaves, balanced tree, uniform m, n, R (leaves left to right,
+    /// each transfer tensor as soon as both children are in): dmnR + (d−2)R³ + R² stored;
+    /// m⁴nR + m³n²R² + m²n²R³ + m²n³R² + mn⁴R³ + n⁴R⁴ + n⁴R² MACs.
+    public static func hierarchicalTuckerOracle(m: Int, n: Int, rank r: Int) -> ClosedFormCost {
+        func p(_ b: Int, _ e: Int) -> Int { (0..<e).reduce(1) { acc, _ in acc * b } }
+        let macs = p(m, 4) * n * r + p(m, 3) * p(n, 2) * p(r, 2) + p(m, 2) * p(n, 2) * p(r, 3) + p(m, 2) * p(n, 3) * p(r, 2)
+            + m * p(n, 4) * p(r, 3) + p(n, 4) * p(r, 4) + p(n, 4) * p(r, 2)
+        return ClosedFormCost(parameters: 4 * m * n * r + 2 * p(r, 3) + p(r, 2), macsPerSample: macs)
+    }
+
+    /// BT-layer (§1.4, [39]) with N_b blocks of ranks R_k: N_b(Σ_k I_kO_kR_k + ∏_k R_k) stored;
+    /// N_b·[Σ_{k=1}^d (∏_{j≤k}R_j)(∏_{j≤k}O_j)(∏_{j≥k}I_j) + (∏_j R_j)·O] MACs.
+    public static func blockTerm(inputModes: [Int], outputModes: [Int], blocks: Int, ranks: [Int]) -> ClosedFormCost {
+        let d = inputModes.count
+        var params = ranks.reduce(1, *), macs = ranks.reduce(1, *) * product(outputModes[...])
+        for k in 0..<d {
+            params += inputModes[k] * outputModes[k] * ranks[k]
+            macs += product(ranks[...k]) * product(outputModes[...k]) * product(inputModes[k...])
+        }
+        return ClosedFormCost(parameters: blocks * params, macsPerSample: blocks * macs)
+    }
+
+    /// KPD with two factors (§1.8): R(I_1O_1 + I_2O_2) stored; R·min(I·O_2 + I_1·O, O_1·I + I_2·O) MACs (the
+    /// cheaper of absorbing B first or A first).
+    public static func kronecker(inputModes: [Int], outputModes: [Int], rank r: Int) -> ClosedFormCost {
+        precondition(inputModes.count == 2 && outputModes.count == 2, "FCCostFormulas.kronecker: two modes each, got \(inputModes) and \(outputModes)")
+        let (i1, i2, o1, o2) = (inputModes[0], inputModes[1], outputModes[0], outputModes[1])
+        let (i, o) = (i1 * i2, o1 * o2)
+        return ClosedFormCost(parameters: r * (i1 * o1 + i2 * o2), macsPerSample: r * Swift.min(i * o2 + i1 * o, o1 * i + i2 * o))
+    }
+
+    /// The uniform rows of the §1.10 table (I_k = m, O_k = n, rank R, d modes, N_b blocks) for the formats that
+    /// have one: `cp`, `tensorTrain` (d ≥ 2), `tensorRing` (d ≥ 2), `blockTerm`, `svd` (I = m^d, O = n^d); nil for
+    /// the others (Tucker and HT have no uniform row of this form; KPD has d = 2 with its own row).
+    public static func uniformTable(_ format: FactorizedFormat, m: Int, n: Int, d: Int, rank r: Int, blocks: Int = 1) -> ClosedFormCost? {
+        func p(_ b: Int, _ e: Int) -> Int { (0..<e).reduce(1) { acc, _ in acc * b } }
+        let middle = d > 2 ? (2...(d - 1)).reduce(0) { $0 + p(n, $1) * p(m, d - $1 + 1) } : 0
+        switch format {
+        case .svd:
+            return ClosedFormCost(parameters: r * (p(m, d) + p(n, d)), macsPerSample: r * (p(m, d) + p(n, d)))
+        case .cp:
+            return ClosedFormCost(parameters: r * d * m * n,
+                                  macsPerSample: r * (1...d).reduce(0) { $0 + p(n, $1) * p(m, d - $1 + 1) })
+        case .tensorTrain where d >= 2:
+            return ClosedFormCost(parameters: 2 * r * m * n + (d - 2) * r * r * m * n,
+                                  macsPerSample: r * (n * p(m, d) + p(n, d) * m) + r * r * middle)
+        case .tensorRing where d >= 2:
+            return ClosedFormCost(parameters: d * r * r * m * n,
+                                  macsPerSample: r * r * (n * p(m, d) + p(n, d) * m) + p(r, 3) * middle)
+        case .blockTerm:
+            return ClosedFormCost(parameters: blocks * (d * m * n * r + p(r, d)),
+                                  macsPerSample: blocks * ((1...d).reduce(0) { $0 + p(r, $1) * p(n, $1) * p(m, d - $1 + 1) } + p(r, d) * p(n, d)))
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Autodiff
+import NeuralNetworks
+import TensorCore
+
+/// How a factorized layer runs its forward pass (METHODS §0.3, Rule C3; house plan, "Why tensor networks are
+/// the spine").
+public enum ExecutionMode: Sendable, Equatable, CaseIterable {
+    /// Contract the input with the cores along the cheapest path for the actual batch size (cached per batch size).
+    case factorized
+    /// Rebuild the dense weight from the cores once per forward pass (weight-side MACs), then one GEMM (B·I·O).
+    case reconstructed
+    /// Whichever of the two has fewer exact multiply-adds at the actual batch size (ties go to `reconstructed`,
+    /// a single large GEMM).
+    case auto
+}
+
+/// The exact multiply-add count of one forward pass, split by METHODS §0.3 Rule C3.
+public struct ExecutionCost: Sendable, Equatable {
+    /// The mode the count is for (`factorized` or `reconstructed`; `auto` resolved).
+    public var mode: ExecutionMode
+    /// MACs of steps that involve the activation (they scale with the batch).
+    public var activationSide: Int
+    /// MACs of contractions among cores only (once per forward pass, independent of the batch).
+    public var weightSide: Int
+    /// activationSide + weightSide. FLOPs = 2 × this.
+    public var total: Int { activationSide + weightSide }
+
+    /// A cost with the given parts.
+    public init(mode: ExecutionMode, activationSide: Int, weightSide: Int) {
+        self.mode = mode
+        self.activationSide = activationSide
+        self.weightSide = weightSide
+    }
+}
+
+/// Contraction paths of a factorized layer, computed on first use and kept: one forward path per batch size and
+/// one weight path. Like the layer that owns it, it is used by one thread at a time.
+public final class ContractionPlanCache {
+    private var forward: [Int: ContractionPath] = [:]
+    private var weight: ContractionPath?
+
+    /// An empty cache.
+    public init() {}
+
+    /// The cached forward path for `batch`, computing it with `make` on a miss.
+    public func forwardPath(batch: Int, _ make: () -> ContractionPath) -> ContractionPath {
+        if let path = forward[batch] { return path }
+        let path = make()
+        forward[batch] = path
+        return path
+    }
+
+    /// The cached weight path, computing it with `make` on a miss.
+    public func weightPath(_ make: () -> ContractionPath) -> ContractionPath {
+        if let weight { return weight }
+        let path = make()
+        weight = path
+        return path
+    }
+
+    /// The batch sizes with a cached forward path.
+    public var cachedBatchSizes: [Int] { forward.keys.sorted() }
+}
+
+/// A layer whose weight W ∈ ℝ^{I×O} (y = x·W + b, METHODS §0.2) is a small tensor network of cores.
+///
+/// Conformers provide the cores (as named `Parameter`s), the wiring (`network`), an optional bias, an execution
+/// mode and a path cache; the extension provides everything else from the einsum engine: the forward pass in
+/// every mode, the backward pass (Autodiff's einsum VJP), `reconstructWeight()` and exact costs.
+public protocol FactorizedLayer<Scalar>: Layer {
+    /// The wiring of the cores and the input.
+    var network: TensorNetwork { get }
+    /// The cores, in the order of `network.coreShapes`.
+    var cores: [Parameter<Scalar>] { get }
+    /// b ∈ ℝ^O, or nil.
+    var bias: Parameter<Scalar>? { get }
+    /// How the forward pass runs.
+    var executionMode: ExecutionMode { get set }
+    /// The contraction paths computed so far.
+    var planCache: ContractionPlanCache { get }
+    /// A known good absorption order (operand positions of the forward expression, 0 = the input), tried next to
+    /// the path search: the greedy search used beyond 8 operands can miss it.
+    var referenceSchedule: [Int] { get }
+}
+
+extension FactorizedLayer {
+    /// I.
+    public var inputFeatures: Int { network.inputFeatures }
+    /// O.
+    public var outputFeatures: Int { network.outputFeatures }
+    /// Stored scalars of the cores (bias excluded, METHODS §0.3); `parameterCount` includes the bias.
+    public var coreParameterCount: Int { network.parameterCount }
+    /// Dense parameters I·O over `coreParameterCount` (METHODS §0.3).
+    public var compressionRatio: Double { Double(inputFeatures * outputFeatures) / Double(coreParameterCount) }
+
+    /// The cheapest forward path at batch size `batch`, cached: the better of the path search (Rule C4:
+    /// exhaustive up to 8 operands, greedy beyond) and `referenceSchedule`.
+    public func forwardPath(batch: Int) -> ContractionPath {
+        planCache.forwardPath(batch: batch) {
+            let expression = network.forwardExpression(batch: batch)
+            let searched = expression.optimalPath()
+            let scheduled = expression.path(sequence: referenceSchedule)
+            return scheduled.multiplyAdds < searched.multiplyAdds ? scheduled : searched
+        }
+    }
+
+    /// The cheapest path of the weight expression, cached.
+    public func weightPath() -> ContractionPath {
+        planCache.weightPath { network.weightExpression.optimalPath() }
+    }
+
+    /// The exact MACs of one forward pass on `batch` rows in `mode` (`auto` resolves to the cheaper mode).
+    ///
+    /// `factorized`: the cheapest forward path, split into weight-side steps (core merges the path chose) and
+    /// activation-side steps. `reconstructed`: the weight path's MACs (weight side) plus B·I·O for the GEMM.
+    public func cost(batch: Int, mode: ExecutionMode) -> ExecutionCost {
+        switch mode {
+        case .factorized:
+            let (activation, weight) = network.splitCost(of: forwardPath(batch: batch))
+            return ExecutionCost(mode: .factorized, activationSide: activation, weightSide: weight)
+        case .reconstructed:
+            return ExecutionCost(mode: .reconstructed, activationSide: batch * inputFeatures * outputFeatures,
+                                 weightSide: weightPath().multiplyAdds)
+        case .auto:
+            let factorized = cost(batch: batch, mode: .factorized)
+            let reconstructed = cost(batch: batch, mode: .reconstructed)
+            return factorized.total < reconstructed.total ? factorized : reconstructed
+        }
+    }
+
+    /// The mode a forward pass on `batch` rows runs in (`executionMode`, with `auto` resolved by exact counts).
+    public func resolvedMode(batch: Int) -> ExecutionMode { cost(batch: batch, mode: executionMode).mode }
+
+    /// Exact multiply-adds of one forward pass on `batch` rows in the layer's execution mode.
+    public func macs(batch: Int) -> Int { cost(batch: batch, mode: executionMode).total }
+
+    /// The dense weight W ∈ ℝ^{I×O} the cores represent (the weight expression evaluated along its cheapest path).
+    public func reconstructWeight() -> Tensor<Scalar> {
+        network.weightExpression.evaluate(cores.map(\.value), path: weightPath())
+            .reshaped([inputFeatures, outputFeatures])
+    }
+
+    /// The weight as a differentiable function of core variables (for the reconstructed mode and gradient checks).
+    ///
+    /// - Precondition: one variable per core, of the core's shape.
+    public func reconstructWeight(_ coreVariables: [Variable<Scalar>]) -> Variable<Scalar> {
+        precondition(coreVariables.map(\.shape) == network.coreShapes,
+                     "reconstructWeight: core shapes \(coreVariables.map(\.shape)) do not match the network's \(network.coreShapes)")
+        return einsum(network.weightExpression, coreVariables, path: weightPath())
+            .reshaped([inputFeatures, outputFeatures])
+    }
+
+    /// y = x·W + b with W given by `coreVariables`, run in `mode` (a pure function of its arguments: the layer
+    /// supplies only the wiring and the cached paths).
+    ///
+    /// The input `[..., I]` is flattened to B rows. `factorized`: x is reshaped to B×I_1×⋯×I_d and contracted with
+    /// the cores along `forwardPath(batch: B)`. `reconstructed`: W is rebuilt and applied with one GEMM
+    /// (`linear`). Backward passes come from the einsum and linear VJPs.
+    ///
+    /// - Precondition: the last axis of `input` has I entries; core and bias shapes match the network.
+    public func apply(_ input: Variable<Scalar>, cores coreVariables: [Variable<Scalar>], bias biasVariable: Variable<Scalar>?,
+                      mode: ExecutionMode) -> Variable<Scalar> {
+        let features = inputFeatures
+        precondition(input.shape.last == features,
+                     "\(Self.self): input \(input.shape) does not end in the layer's \(features) input features")
+        precondition(coreVariables.map(\.shape) == network.coreShapes,
+                     "\(Self.self): core shapes \(coreVariables.map(\.shape)) do not match the network's \(network.coreShapes)")
+        if let biasVariable {
+            precondition(biasVariable.shape == [outputFeatures], "\(Self.self): bias \(biasVariable.shape) for \(outputFeatures) outputs")
+        }
+        let leading = Array(input.shape.dropLast())
+        let rows = leading.reduce(1, *)
+        guard rows > 0 else {
+            return Variable(constant: Tensor.zeros(leading + [outputFeatures]))
+        }
+        let resolved = mode == .auto ? cost(batch: rows, mode: .auto).mode : mode
+        var y: Variable<Scalar>
+        switch resolved {
+        case .reconstructed, .auto:
+            let weight = reconstructWeight(coreVariables)
+            y = linear(input.reshaped([rows, features]), weight: weight, bias: biasVariable)
+        case .factorized:
+            let x = input.reshaped([rows] + network.inputModes)
+            y = einsum(network.forwardExpression(batch: rows), [x] + coreVariables, path: forwardPath(batch: rows))
+                .reshaped([rows, outputFeatures])
+            if let biasVariable { y = y + biasVariable }
+        }
+        return y.reshaped(leading + [outputFeatures])
+    }
+
+    /// Applies the layer in its execution mode, recording the cores and bias on the input's tape (or on the tape
+    /// of an enclosing `withGradientTape`).
+    public func callAsFunction(_ input: Variable<Scalar>, mode: ForwardMode) -> Variable<Scalar> {
+        apply(input, cores: cores.map { input.watching($0) }, bias: bias.map { input.watching($0) }, mode: executionMode)
+    }
+
+    /// Yields `cores.0`, …, `cores.{F−1}` and `bias`.
+    public func visitParameters(prefix: String, _ visitor: (String, Parameter<Scalar>) -> Void) {
+        for (k, core) in cores.enumerated() { visitor(prefix + "cores.\(k)", core) }
+        if let bias { visitor(prefix + "bias", bias) }
+    }
+}
