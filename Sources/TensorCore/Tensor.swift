@@ -1,5 +1,3 @@
-import Glibc
-
 /// Heap storage of a tensor's scalars. Shared between tensor values until one of them mutates.
 @usableFromInline
 final class TensorStorage<Scalar: TensorScalar>: @unchecked Sendable {
@@ -9,13 +7,9 @@ final class TensorStorage<Scalar: TensorScalar>: @unchecked Sendable {
     @usableFromInline
     init(uninitializedCount count: Int) {
         self.count = count
-        let bytes = max(1, count) * MemoryLayout<Scalar>.stride
-        // 64-byte alignment keeps SIMD loads and BLAS panels on cache-line boundaries. Buffers of 4 MiB and more
-        // are aligned to 2 MiB and advised to use transparent huge pages: far fewer TLB misses in strided
-        // passes (permutes, unfoldings) over large tensors.
-        let huge = bytes >= 4 << 20
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge ? 2 << 20 : 64)
-        if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
+        // 64-byte alignment keeps SIMD loads and BLAS panels on cache-line boundaries.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<Scalar>.stride,
+                                                   alignment: 64)
         self.pointer = raw.bindMemory(to: Scalar.self, capacity: max(1, count))
     }
 
