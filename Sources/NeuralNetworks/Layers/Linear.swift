@@ -87,6 +87,8 @@ extension Linear: ShapedLayer {
 /// ∂x = G·Wᵀ, ∂W = xᵀ·G (one GEMM each, transposes passed to BLAS) and ∂b = Σ_rows G.
 ///
 /// - Precondition: W is a matrix whose first dimension equals the last axis of x; b has O entries.
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 public func linear<Scalar>(_ x: Variable<Scalar>, weight: Variable<Scalar>, bias: Variable<Scalar>? = nil) -> Variable<Scalar> {
     let input = x.value, w = weight.value
     precondition(w.rank == 2 && input.rank >= 1 && input.shape.last == w.shape[0],
@@ -145,6 +147,8 @@ public func linear<Scalar>(_ x: Variable<Scalar>, weight: Variable<Scalar>, bias
 }
 
 /// Σ over rows of a `[rows, columns]` buffer, accumulated row by row (vectorizes across columns).
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
 func columnSums<Scalar: TensorScalar>(_ g: Tensor<Scalar>, rows: Int, columns: Int) -> Tensor<Scalar> {
     Tensor<Scalar>(shape: [columns]) { out in
         out.initialize(repeating: 0)

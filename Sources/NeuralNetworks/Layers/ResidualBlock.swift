@@ -49,7 +49,7 @@ public final class BasicBlock<Scalar: TensorScalar>: ShapedLayer {
         let hidden = bn1.forward(conv1(input, mode: mode), mode: mode, fusingReLU: true)
         let residual = bn2(conv2(hidden, mode: mode), mode: mode)
         let shortcut = downsample?(input, mode: mode) ?? input
-        return (residual + shortcut).relu()
+        return addingReLU(residual, shortcut)
     }
 
     /// Yields `conv1.*`, `bn1.*`, `conv2.*`, `bn2.*` and `downsample.*`.
@@ -85,5 +85,34 @@ public final class BasicBlock<Scalar: TensorScalar>: ShapedLayer {
     public var layerDescription: String {
         "BasicBlock(\(conv1.inChannels) → \(conv1.outChannels), stride \(conv1.params.strideHeight)"
             + (downsample == nil ? ")" : ", projection)")
+    }
+}
+
+/// y = max(a + b, 0) for equal shapes as one differentiable operation (the residual join): one pass forward, and
+/// one backward, where both inputs receive g masked by y > 0.
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func addingReLU<Scalar: TensorScalar>(_ a: Variable<Scalar>, _ b: Variable<Scalar>) -> Variable<Scalar> {
+    precondition(a.shape == b.shape, "addingReLU: shapes \(a.shape) and \(b.shape) differ")
+    let y = Tensor<Scalar>(shape: a.shape) { out in
+        a.value.withUnsafeBufferPointer { x in b.value.withUnsafeBufferPointer { z in
+            for i in 0..<out.count { out[i] = Swift.max(x[i] + z[i], 0) }
+        } }
+    }
+    let needA = a.isRecorded, needB = b.isRecorded
+    return recordOperation(y, inputs: [a, b]) { g in
+        let masked = maskedByPositive(g, y)
+        return [needA ? masked : nil, needB ? masked : nil]
+    }
+}
+
+/// g where y > 0, else 0.
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func maskedByPositive<Scalar: TensorScalar>(_ g: Tensor<Scalar>, _ y: Tensor<Scalar>) -> Tensor<Scalar> {
+    Tensor<Scalar>(shape: y.shape) { out in
+        g.withUnsafeBufferPointer { gp in y.withUnsafeBufferPointer { yp in
+            for i in 0..<out.count { out[i] = yp[i] > 0 ? gp[i] : 0 }
+        } }
     }
 }

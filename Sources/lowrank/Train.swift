@@ -1,0 +1,228 @@
+import ArgumentParser
+import Autodiff
+import Foundation
+import NeuralNetworks
+import TensorCore
+
+/// `lowrank train`: trains a reference model on a data set, evaluating and checkpointing after every epoch.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a reference model (fmnist-cnn, lenet5, resnet20/32/56) on Fashion-MNIST, MNIST or CIFAR-10.",
+        discussion: """
+        Defaults are the recipe of the PyTorch peer (../shared/peers/PEERS.md): fmnist-cnn on Fashion-MNIST, \
+        SGD with momentum 0.9, learning rate 0.05, batch 128, seed 0, no augmentation. After every epoch the \
+        model is evaluated on the test split and saved (weights, optimizer state, training state) to --out, \
+        replaced atomically. The same seed and thread count (LOWRANK_THREADS, default: all cores) give the same \
+        numbers. A NaN or infinite loss stops training with the step number and keeps the last good checkpoint.
+
+        --epochs is the total: `--resume run.safetensors --epochs 4` continues a 2-epoch run for 2 more epochs \
+        (model, optimizer, seed and schedule come from the checkpoint).
+
+        Progress goes to standard error (one line updated in place on a terminal); the summary to standard output.
+
+        Examples:
+          lowrank train --epochs 5
+          lowrank train --model resnet20 --data fashion-mnist --epochs 10 --lr 0.1 --out resnet20.safetensors
+          lowrank train --model lenet5 --data mnist --data-dir ~/mnist --optimizer adam --lr 0.001
+          lowrank train --resume fmnist-cnn.safetensors --epochs 8 --json
+        """
+    )
+
+    @Option(help: "The model: \(ModelRegistry.modelNames.joined(separator: ", ")) (default fmnist-cnn; on --resume, the checkpoint's).")
+    var model: String?
+
+    @Option(help: "The data set: \(Dataset.Source.allCases.map(\.rawValue).joined(separator: ", ")) (default fashion-mnist; on --resume, the checkpoint's).")
+    var data: String?
+
+    @Option(help: "The folder with the data files (default: /usr/share/datasets/<data set>).")
+    var dataDir: String?
+
+    @Option(help: "Total epochs to train to.")
+    var epochs = 5
+
+    @Option(help: "Examples per step (default 128; on --resume, the checkpoint's).")
+    var batch: Int?
+
+    @Option(help: "Learning rate (default: 0.05 for sgd, 0.001 for adam).")
+    var lr: Double?
+
+    @Option(help: "The optimizer: sgd (momentum 0.9) or adam.")
+    var optimizer = "sgd"
+
+    @Option(help: "SGD momentum.")
+    var momentum = 0.9
+
+    @Option(help: "Weight decay (L2 for sgd and adam).")
+    var weightDecay = 0.0
+
+    @Option(help: "Seed of the initialization, the data order and augmentation.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Augment training images with random crops (padding 4 for CIFAR-10, 2 otherwise) and, for CIFAR-10, horizontal flips.")
+    var augment = false
+
+    @Option(help: "Train on the first N training images only (quick runs).")
+    var limit: Int?
+
+    @Option(help: "Where to save the checkpoint after every epoch (default: <model>.safetensors).")
+    var out: String?
+
+    @Option(help: "Continue from this checkpoint (written by lowrank train).")
+    var resume: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if let model, !ModelRegistry.modelNames.contains(model) {
+            throw ValidationError("unknown model '\(model)'; choose one of \(ModelRegistry.modelNames.joined(separator: ", "))")
+        }
+        if let data, Dataset.Source(rawValue: data) == nil {
+            throw ValidationError("unknown data set '\(data)'; choose one of "
+                                  + Dataset.Source.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        guard ["sgd", "adam"].contains(optimizer) else { throw ValidationError("--optimizer must be sgd or adam, got '\(optimizer)'") }
+        guard epochs >= 0 else { throw ValidationError("--epochs must be ≥ 0") }
+        if let batch, batch <= 0 { throw ValidationError("--batch must be positive") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+    }
+
+    func run() throws {
+        try runReportingErrors { try train() }
+    }
+
+    private func train() throws {
+        let started = Date()
+        var sourceName = data ?? "fashion-mnist", directory = dataDir
+        var architecture: ModelArchitecture
+        var optimizerConfiguration: OptimizerConfiguration
+        var checkpoint: Checkpoint?
+        var batch = self.batch ?? 128
+        if let resume {
+            let saved = try Checkpoint(contentsOf: resume)
+            architecture = try ModelArchitecture(json: saved.architecture)
+            if let model, model != architecture.model {
+                throw ValidationError("\(resume) holds a \(architecture.model) model, not \(model); drop --model or "
+                                      + "choose a \(model) checkpoint")
+            }
+            guard let state = saved.trainingState, let savedOptimizer = state.optimizer else {
+                throw ValidationError("\(resume) holds no training state to resume from; train a new model instead")
+            }
+            optimizerConfiguration = savedOptimizer
+            if data == nil, let recorded = state.notes["data"] { sourceName = recorded }
+            if directory == nil { directory = state.notes["data_dir"] }
+            if self.batch == nil, let saved = state.notes["batch"].flatMap(Int.init) { batch = saved }
+            checkpoint = saved
+        } else {
+            let source = Dataset.Source(rawValue: sourceName)!
+            architecture = ModelArchitecture(model: model ?? "fmnist-cnn", inputShape: Self.imageShape(source), classes: 10)
+            optimizerConfiguration = optimizer == "sgd"
+                ? OptimizerConfiguration(name: "sgd", hyperparameters: ["momentum": momentum, "weight_decay": weightDecay])
+                : OptimizerConfiguration(name: "adam", hyperparameters: ["weight_decay": weightDecay])
+        }
+        guard let source = Dataset.Source(rawValue: sourceName) else {
+            throw ValidationError("the checkpoint names an unknown data set '\(sourceName)'")
+        }
+        var training = try Dataset.load(source, directory: directory, split: .train)
+        let test = try Dataset.load(source, directory: directory, split: .test)
+        if let limit { training = training.subset(first: limit) }
+        guard training.imageShape == architecture.inputShape else {
+            throw ValidationError("the model takes \(architecture.inputShape) images but \(training.name) has "
+                                  + "\(training.imageShape); choose the data set the model was trained on")
+        }
+        let model: any ShapedLayer<Float> = try ModelRegistry.make(architecture, seed: seed)
+        let optimizer: any Optimizer<Float> = try optimizerConfiguration.makeOptimizer(Float.self)
+        var configuration = TrainingConfiguration(epochs: epochs)
+        configuration.batchSize = batch
+        configuration.schedule = .constant(lr ?? (optimizerConfiguration.name == "sgd" ? 0.05 : 0.001))
+        configuration.seed = seed
+        configuration.checkpointPath = out ?? (resume ?? "\(architecture.model).safetensors")
+        configuration.architecture = architecture.json
+        configuration.notes = ["data": source.rawValue, "batch": String(batch)]
+        if let directory { configuration.notes["data_dir"] = directory }
+        if augment {
+            configuration.augmentation = source == .cifar10 ? .cifar : Augmentation(cropPadding: 2)
+        }
+        let trainer = Trainer(model: model, optimizer: optimizer, configuration: configuration)
+        if let checkpoint {
+            try trainer.resume(from: checkpoint)
+            // An explicit --lr replaces the saved rate from here on; otherwise the saved schedule continues.
+            if let lr { trainer.configuration.schedule = .constant(lr) }
+        }
+        let threads = LinearAlgebraThreads.count
+        if !output.json {
+            let parameters = model.trainableParameterCount
+            print("training \(architecture.model) (\(grouped(parameters)) parameters, "
+                  + "\(Self.millions(model.multiplyAdds(forInput: architecture.inputShape))) M multiply-adds per image) "
+                  + "on \(training.name): \(training.count) images, test \(test.count)")
+            print("optimizer \(optimizerConfiguration.name) \(Self.describe(optimizerConfiguration.hyperparameters)), "
+                  + "lr \(trainer.configuration.schedule.learningRate(atStep: trainer.state.step)), batch \(batch), "
+                  + "seed \(trainer.configuration.seed), \(threads) thread(s)"
+                  + (checkpoint != nil ? ", resuming after epoch \(trainer.state.epoch)" : ""))
+            fflush(nil)  // progress goes to standard error; keep the two in order when both are piped
+        }
+        let summary = try trainer.fit(training: training, test: test)
+        let peak = peakResidentBytes()
+        let path = trainer.configuration.checkpointPath!
+        if output.json {
+            var object: [String: Any] = [
+                "model": architecture.model, "architecture": architecture.json, "data": source.rawValue,
+                "parameters": model.trainableParameterCount,
+                "multiply_adds_per_image": model.multiplyAdds(forInput: architecture.inputShape),
+                "optimizer": optimizerConfiguration.name, "batch": batch, "seed": trainer.configuration.seed,
+                "threads": threads, "checkpoint": path, "images_per_second": summary.imagesPerSecond,
+                "epochs": summary.epochs.map(Self.json), "total_seconds": Date().timeIntervalSince(started),
+            ]
+            if let peak { object["peak_memory_bytes"] = peak }
+            try printJSON(object)
+            return
+        }
+        if let last = summary.epochs.last {
+            var line = "done: \(summary.epochs.count) epoch(s) to epoch \(last.epoch), "
+                + String(format: "%.0f images/s", summary.imagesPerSecond)
+            if let test = last.test { line += String(format: ", test accuracy %.2f%%", 100 * test.accuracy) }
+            if let peak { line += ", peak memory \(Info.humanBytes(peak))" }
+            print(line)
+        } else {
+            print("nothing to do: the checkpoint is already at epoch \(trainer.state.epoch) (raise --epochs)")
+        }
+        print("saved \(path)")
+    }
+
+    /// The NHWC shape of one image of a data set.
+    static func imageShape(_ source: Dataset.Source) -> [Int] { source == .cifar10 ? [32, 32, 3] : [28, 28, 1] }
+
+    static func millions(_ count: Int) -> String { String(format: "%.1f", Double(count) / 1e6) }
+
+    static func describe(_ hyperparameters: [String: Double]) -> String {
+        hyperparameters.keys.sorted().map { "\($0) \(hyperparameters[$0]!)" }.joined(separator: ", ")
+    }
+
+    static func json(_ record: EpochRecord) -> [String: Any] {
+        var object: [String: Any] = [
+            "epoch": record.epoch, "steps": record.steps, "train_loss": record.trainLoss,
+            "train_accuracy": record.trainAccuracy, "seconds": record.seconds, "images_per_second": record.imagesPerSecond,
+        ]
+        if let test = record.test { object["test_loss"] = test.loss; object["test_accuracy"] = test.accuracy }
+        return object
+    }
+}
+
+/// `870826` → `870,826`.
+func grouped(_ value: Int) -> String {
+    let digits = String(abs(value))
+    var result = ""
+    for (index, digit) in digits.enumerated() {
+        if index > 0 && (digits.count - index) % 3 == 0 { result += "," }
+        result.append(digit)
+    }
+    return (value < 0 ? "-" : "") + result
+}
+
+/// The peak resident set size of this process (`VmHWM` of /proc/self/status), or nil where unavailable.
+func peakResidentBytes() -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+    return kilobytes * 1024
+}
