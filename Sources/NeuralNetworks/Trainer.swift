@@ -281,19 +281,27 @@ public final class Trainer<Scalar: TensorScalar> {
         // Batch-norm running statistics move during the forward pass; keep them (copy-on-write: nothing is copied
         // unless they change) so a step that fails leaves the model exactly as it was.
         let savedStatistics = statistics.map(\.value)
-        let tape = Tape<Scalar>()
-        let input: Tensor<Scalar> = converted(images)
-        let logits = constantInput!.allowed
-            ? withGradientTape(tape) { model(Variable(constant: input), mode: .training) }
-            : model(tape.variable(input), mode: .training)
-        let loss = crossEntropy(logits: logits, labels: labels, labelSmoothing: Scalar(configuration.labelSmoothing))
-        let value = Double(loss.value.scalar)
+        // Forward and reverse pass in their own scope: the tape and the values its closures hold are released
+        // before the update, so the optimizer writes the weights in place instead of copying them.
+        func forwardAndBackward() -> (loss: Double, correct: Int) {
+            let tape = Tape<Scalar>()
+            let input: Tensor<Scalar> = converted(images)
+            let logits = constantInput!.allowed
+                ? withGradientTape(tape) { model(Variable(constant: input), mode: .training) }
+                : model(tape.variable(input), mode: .training)
+            let loss = crossEntropy(logits: logits, labels: labels, labelSmoothing: Scalar(configuration.labelSmoothing))
+            let value = Double(loss.value.scalar)
+            guard value.isFinite else { return (value, 0) }
+            let correct = countCorrect(logits.value, labels)
+            tape.gradients(of: loss)
+            return (value, correct)
+        }
+        let (value, correct) = forwardAndBackward()
         guard value.isFinite else {
             for (parameter, saved) in zip(statistics, savedStatistics) { parameter.value = saved }
+            for (_, parameter) in parameters { parameter.gradient = nil }
             throw TrainingError.nonFiniteLoss(epoch: epoch, step: state.step, loss: value, lastCheckpoint: lastCheckpoint)
         }
-        let correct = countCorrect(logits.value, labels)
-        tape.gradients(of: loss)
         if let clip = configuration.gradientClipNorm {
             _ = GradientClipping.clipByGlobalNorm(parameters, maxNorm: clip)
         }

@@ -61,7 +61,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Augment training images with random crops (padding 4 for CIFAR-10, 2 otherwise) and, for CIFAR-10, horizontal flips.")
     var augment = false
 
-    @Option(help: "Train on the first N training images only (quick runs).")
+    @Option(help: "Train on the first N training images only (quick runs; on --resume, the checkpoint's).")
     var limit: Int?
 
     @Option(help: "Where to save the checkpoint after every epoch (default: <model>.safetensors).")
@@ -98,6 +98,7 @@ struct Train: ParsableCommand {
         var optimizerConfiguration: OptimizerConfiguration
         var checkpoint: Checkpoint?
         var batch = self.batch ?? 128
+        var limit = self.limit
         if let resume {
             let saved = try Checkpoint(contentsOf: resume)
             architecture = try ModelArchitecture(json: saved.architecture)
@@ -112,6 +113,7 @@ struct Train: ParsableCommand {
             if data == nil, let recorded = state.notes["data"] { sourceName = recorded }
             if directory == nil { directory = state.notes["data_dir"] }
             if self.batch == nil, let saved = state.notes["batch"].flatMap(Int.init) { batch = saved }
+            if limit == nil { limit = state.notes["limit"].flatMap(Int.init) }
             checkpoint = saved
         } else {
             let source = Dataset.Source(rawValue: sourceName)!
@@ -140,6 +142,7 @@ struct Train: ParsableCommand {
         configuration.architecture = architecture.json
         configuration.notes = ["data": source.rawValue, "batch": String(batch)]
         if let directory { configuration.notes["data_dir"] = directory }
+        if let limit { configuration.notes["limit"] = String(limit) }
         if augment {
             configuration.augmentation = source == .cifar10 ? .cifar : Augmentation(cropPadding: 2)
         }

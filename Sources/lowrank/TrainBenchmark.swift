@@ -126,34 +126,39 @@ struct BenchTrain: ParsableCommand {
             for item in loader.epoch(epoch + 1).prefix(max(5, min(steps, 20))) {
                 func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
                 for (_, parameter) in parameters { parameter.gradient = nil }
-                let t0 = now()
-                let tape = Tape<Float>()
-                var layerTimes: [Double] = []
-                let logits = withGradientTape(tape) { () -> Variable<Float> in
-                    var x = Variable(constant: item.images)
-                    var i = 0
-                    let children = sequential.layers
-                    while i < children.count {
-                        let start = now()
-                        if let norm = children[i] as? BatchNorm<Float>, i + 1 < children.count, children[i + 1] is ReLU<Float> {
-                            x = norm.forward(x, mode: .training, fusingReLU: true)
-                            i += 2
-                        } else {
-                            x = children[i](x, mode: .training)
-                            i += 1
+                // The taped part in its own function, so the tape is gone before the in-place update.
+                func taped() -> (UInt64, UInt64, UInt64, UInt64) {
+                    let t0 = now()
+                    let tape = Tape<Float>()
+                    var layerTimes: [Double] = []
+                    let logits = withGradientTape(tape) { () -> Variable<Float> in
+                        var x = Variable(constant: item.images)
+                        var i = 0
+                        let children = sequential.layers
+                        while i < children.count {
+                            let start = now()
+                            if let norm = children[i] as? BatchNorm<Float>, i + 1 < children.count,
+                               children[i + 1] is ReLU<Float> {
+                                x = norm.forward(x, mode: .training, fusingReLU: true)
+                                i += 2
+                            } else {
+                                x = children[i](x, mode: .training)
+                                i += 1
+                            }
+                            layerTimes.append(Double(now() - start) * 1e-6)
                         }
-                        layerTimes.append(Double(now() - start) * 1e-6)
+                        return x
                     }
-                    return x
+                    if ProcessInfo.processInfo.environment["LOWRANK_PROFILE_LAYERS"] != nil {
+                        print("forward per layer (ms): " + layerTimes.map { String(format: "%.1f", $0) }.joined(separator: " "))
+                    }
+                    let t1 = now()
+                    let loss = crossEntropy(logits: logits, labels: item.labels)
+                    let t2 = now()
+                    tape.gradients(of: loss)
+                    return (t0, t1, t2, now())
                 }
-                if ProcessInfo.processInfo.environment["LOWRANK_PROFILE_LAYERS"] != nil {
-                    print("forward per layer (ms): " + layerTimes.map { String(format: "%.1f", $0) }.joined(separator: " "))
-                }
-                let t1 = now()
-                let loss = crossEntropy(logits: logits, labels: item.labels)
-                let t2 = now()
-                tape.gradients(of: loss)
-                let t3 = now()
+                let (t0, t1, t2, t3) = taped()
                 optimizer.step(parameters, learningRate: 0.05)
                 let t4 = now()
                 for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4)].enumerated() { phases[k].append(Double(b - a) * 1e-9) }
