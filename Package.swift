@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Decompositions", targets: ["Decompositions"]),
         .library(name: "Autodiff", targets: ["Autodiff"]),
         .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
+        .library(name: "Compression", targets: ["Compression"]),
         .executable(name: "lowrank", targets: ["lowrank"]),
     ],
     dependencies: [
@@ -50,6 +51,7 @@ let package = Package(
                 "Decompositions",
                 "Autodiff",
                 "NeuralNetworks",
+                "Compression",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

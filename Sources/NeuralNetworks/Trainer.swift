@@ -157,6 +157,9 @@ public final class Trainer<Scalar: TensorScalar> {
     public private(set) var state: TrainingState
     /// The last checkpoint known to hold finite weights (written by this trainer or resumed from).
     public private(set) var lastCheckpoint: String?
+    /// Extra terms of the objective and updates after each optimizer step (distillation, compression-aware
+    /// regularizers, proximal steps); nil trains on cross-entropy alone.
+    public var objective: (any TrainingObjective<Scalar>)?
 
     private let parameters: [(name: String, parameter: Parameter<Scalar>)]
     /// The non-trainable parameters (batch-norm running statistics).
@@ -289,7 +292,10 @@ public final class Trainer<Scalar: TensorScalar> {
             let logits = constantInput!.allowed
                 ? withGradientTape(tape) { model(Variable(constant: input), mode: .training) }
                 : model(tape.variable(input), mode: .training)
-            let loss = crossEntropy(logits: logits, labels: labels, labelSmoothing: Scalar(configuration.labelSmoothing))
+            let taskLoss = crossEntropy(logits: logits, labels: labels, labelSmoothing: Scalar(configuration.labelSmoothing))
+            let loss = objective.map { objective in
+                withGradientTape(tape) { objective.loss(task: taskLoss, logits: logits, images: input, labels: labels) }
+            } ?? taskLoss
             let value = Double(loss.value.scalar)
             guard value.isFinite else { return (value, 0) }
             let correct = countCorrect(logits.value, labels)
@@ -306,6 +312,7 @@ public final class Trainer<Scalar: TensorScalar> {
             _ = GradientClipping.clipByGlobalNorm(parameters, maxNorm: clip)
         }
         optimizer.step(parameters, learningRate: learningRate)
+        objective?.afterStep(step: state.step, learningRate: learningRate)
         state.step += 1
         return (value, correct)
     }
@@ -376,6 +383,18 @@ public final class Trainer<Scalar: TensorScalar> {
         return Evaluation(loss: lossSum / Double(n), accuracy: Double(correct) / Double(n), correct: correct,
                           count: dataset.count)
     }
+}
+
+/// What a training step minimizes beyond the task loss, and what it does after the optimizer step: knowledge
+/// distillation, compression-aware regularizers (METHODS §2.3) and their proximal or projection steps.
+public protocol TrainingObjective<Scalar>: AnyObject {
+    associatedtype Scalar: TensorScalar
+    /// The loss to differentiate, given the batch's cross-entropy `task` and `logits` and the batch itself.
+    /// Runs inside `withGradientTape` on the step's tape: parameters read through `Variable.watching(_:)` or
+    /// `Tape.watch(_:)` receive gradients from the extra terms. The reported loss is this value.
+    func loss(task: Variable<Scalar>, logits: Variable<Scalar>, images: Tensor<Scalar>, labels: [Int]) -> Variable<Scalar>
+    /// Called after every optimizer step (`step` counts from 0) with the step's learning rate.
+    func afterStep(step: Int, learningRate: Double)
 }
 
 /// The number of rows of `logits` `[B, K]` whose largest entry (the first of ties) is at the label.

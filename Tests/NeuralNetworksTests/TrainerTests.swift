@@ -219,3 +219,39 @@ private final class TapeReadingScale: Layer {
         }
     }
 }
+
+/// Adds λ·‖W‖² of the last linear layer to the loss and counts the steps it is told about.
+private final class WeightPenalty: TrainingObjective {
+    let weight: Parameter<Float>
+    let lambda: Float
+    var stepsSeen: [Int] = []
+    init(weight: Parameter<Float>, lambda: Float) { self.weight = weight; self.lambda = lambda }
+    func loss(task: Variable<Float>, logits: Variable<Float>, images: Tensor<Float>, labels: [Int]) -> Variable<Float> {
+        let w = logits.watching(weight)
+        return task + (w * w).sum() * lambda
+    }
+    func afterStep(step: Int, learningRate: Double) { stepsSeen.append(step) }
+}
+
+@Suite struct TrainingObjectiveTests {
+    /// With plain SGD the penalty's gradient 2λW is added to the task gradient: the step with the objective differs
+    /// from the step without it by exactly −lr·2λW, and `afterStep` sees every step in order.
+    @Test func penaltyAddsItsGradientAndAfterStepSeesEveryStep() throws {
+        let data = squaresDataset(count: 16, seed: 1)
+        let plain = tinyModel(seed: 3), penalized = tinyModel(seed: 3)
+        let lastPlain = plain.layers[5] as! Linear<Float>, lastPenalized = penalized.layers[5] as! Linear<Float>
+        let before = lastPenalized.weight.value
+        let lambda: Float = 0.5, rate = 0.1
+        let plainTrainer = Trainer(model: plain, optimizer: SGD<Float>(), configuration: tinyConfiguration(epochs: 1))
+        let penalizedTrainer = Trainer(model: penalized, optimizer: SGD<Float>(), configuration: tinyConfiguration(epochs: 1))
+        let penalty = WeightPenalty(weight: lastPenalized.weight, lambda: lambda)
+        penalizedTrainer.objective = penalty
+        let (plainLoss, _) = try plainTrainer.step(images: data.images, labels: data.labels, learningRate: rate)
+        let (penalizedLoss, _) = try penalizedTrainer.step(images: data.images, labels: data.labels, learningRate: rate)
+        #expect(abs(penalizedLoss - plainLoss - Double(lambda * before.squaredNorm())) < 1e-4)
+        let expected = lastPlain.weight.value - before * (Float(rate) * 2 * lambda)
+        #expect(lastPenalized.weight.value.maxAbsoluteDifference(to: expected) < 1e-5)
+        _ = try penalizedTrainer.step(images: data.images, labels: data.labels, learningRate: rate)
+        #expect(penalty.stepsSeen == [0, 1])
+    }
+}

@@ -45,6 +45,15 @@ public final class Sequential<Scalar: TensorScalar>: ShapedLayer, StochasticLaye
         children.append((name, layer))
     }
 
+    /// Replaces the child at `index` by `layer`, keeping its name (model surgery: a dense layer becomes a factorized
+    /// one, and its parameters keep their prefix).
+    ///
+    /// - Precondition: 0 ≤ index < count.
+    public func replace(at index: Int, with layer: any Layer<Scalar>) {
+        precondition(children.indices.contains(index), "Sequential.replace: index \(index) outside 0..<\(children.count)")
+        children[index].layer = layer
+    }
+
     /// Applies the children in order (fusing BatchNorm + ReLU pairs).
     public func callAsFunction(_ input: Variable<Scalar>, mode: ForwardMode) -> Variable<Scalar> {
         var x = input
