@@ -1,0 +1,337 @@
+import Autodiff
+import Foundation
+import NeuralNetworks
+import TensorCore
+
+/// The formats of a factorized 2-D convolution (METHODS §1 conv forms; kernel 𝒦 ∈ ℝ^{C_out×C_in×K_h×K_w}, OIHW).
+///
+/// Every format runs as a short pipeline of per-pixel channel maps (a tensor network contracted with the channel
+/// axis, rows = N·H·W) and spatial convolutions that carry the layer's stride, padding and dilation. Channels are
+/// reduced before the K×K work wherever the format allows. The `ranks` passed with a format mean (one value
+/// stands for all of them); channel modes are C_in = ∏I_k and C_out = ∏O_k (d modes):
+/// * `svdChannel` (§1.1, cf. [30], [63]): [R]; a K_h×K_w conv C_in→R, then a 1×1 R→C_out.
+///   Cores [R, C_in, K_h, K_w], [R, C_out].
+/// * `svdSpatial` (§1.1, scheme of [13]): [R]; a K_h×1 conv C_in→R (vertical stride/padding), then a 1×K_w conv
+///   R→C_out (horizontal). Cores [R, C_in, K_h, 1], [C_out, R, 1, K_w].
+/// * `cp` (§1.2, 4-layer CP [12]): [R]; 1×1 C_in→R, depthwise K_h×1, depthwise 1×K_w, 1×1 R→C_out.
+///   Cores [C_in, R], [R, 1, K_h, 1], [R, 1, 1, K_w], [R, C_out].
+/// * `tucker2` (§1.3, [9]): [R_in, R_out]; 1×1 C_in→R_in, K_h×K_w R_in→R_out, 1×1 R_out→C_out.
+///   Cores [C_in, R_in], [R_out, R_in, K_h, K_w], [R_out, C_out].
+/// * `tensorTrain` (§1.6, TT-conv [38]): d ranks [R_0, …, R_{d−1}] (R_d = 1); the spatial core applied to every
+///   input channel (R_0 maps each), then the TT channel cores at output resolution. Cores [R_0, 1, K_h, K_w],
+///   then 𝒢_k ∈ ℝ^{R_{k−1}×I_k×O_k×R_k}.
+/// * `tensorRing` (§1.7, TRN [14]): 2d+1 ranks, the left bond of each ring core in ring order
+///   [R_0, R_1, …, R_{d−1}, R_a, R_b, S_1, …, S_{d−1}] (R_0 closes the ring); input cores U_k ∈ ℝ^{R_{k−1}×I_k×R_k}
+///   (R_d = R_a), the spatial core [R_b, R_a, K_h, K_w] (a K_h×K_w conv R_a→R_b for each r_0), output cores
+///   V_k ∈ ℝ^{S_{k−1}×O_k×S_k} (S_0 = R_b, S_d = R_0).
+/// * `hierarchicalTucker` (§1.5, spatial leaf): 2d ranks of the non-root nodes in post-order of the balanced tree
+///   over the modes (K_hK_w, I_1O_1, …, I_dO_d); cores: the spatial leaf [R_s, 1, K_h, K_w] (applied to every
+///   input channel), the channel leaves ℝ^{I_k×O_k×R_k}, then the transfer tensors in post-order (root last).
+/// * `blockTerm` (§1.4, [39], spatial factor): d+1 block ranks [R_0, R_1, …, R_d] with N_b `blocks`; cores: the
+///   spatial factors [N_b·R_0, 1, K_h, K_w], A^{(k)} ∈ ℝ^{N_b×I_k×O_k×R_k}, the block cores ℝ^{N_b×R_0×R_1×⋯×R_d}.
+/// * `gkpd` (§1.8, KroneckerConvolution [36]): [R]; 𝒦 = Σ_r 𝒜_r ⊗ ℬ_r with 𝒜_r ∈ ℝ^{F_1×C_1×K_h1×K_w1},
+///   ℬ_r ∈ ℝ^{F_2×C_2×K_h2×K_w2} (modes: input [C_1, C_2], output [F_1, F_2], kernel [K_h1, K_h2], [K_w1, K_w2]);
+///   a grouped conv with ℬ (C_1 groups, padding here), then a conv with 𝒜 at dilation K_h2×K_w2 (stride here).
+///   Cores ℬ as [R·F_2, C_2, K_h2, K_w2], 𝒜 as [F_1, R·C_1, K_h1, K_w1].
+public enum FactorizedConvFormat: String, Sendable, Equatable, CaseIterable {
+    case svdChannel, svdSpatial, cp, tucker2, tensorTrain, tensorRing, hierarchicalTucker, blockTerm, gkpd
+}
+
+/// The channel factorizations of a factorized conv: C_in = ∏ `input`, C_out = ∏ `output` (same count d), and for
+/// `gkpd` the kernel factorizations K_h = ∏ `kernelHeight`, K_w = ∏ `kernelWidth` (two factors each: the 𝒜 and ℬ
+/// sizes).
+public struct ConvChannelModes: Sendable, Equatable, CustomStringConvertible {
+    /// [I_1, …, I_d] (for `gkpd`: [C_1, C_2]).
+    public var input: [Int]
+    /// [O_1, …, O_d] (for `gkpd`: [F_1, F_2]).
+    public var output: [Int]
+    /// `gkpd` only: [K_h1, K_h2].
+    public var kernelHeight: [Int]
+    /// `gkpd` only: [K_w1, K_w2].
+    public var kernelWidth: [Int]
+
+    /// Modes with the given factors (kernel factors only for `gkpd`).
+    public init(input: [Int], output: [Int], kernelHeight: [Int] = [], kernelWidth: [Int] = []) {
+        self.input = input
+        self.output = output
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+    }
+
+    public var description: String {
+        let channels = "\(input) → \(output)"
+        return kernelHeight.isEmpty ? channels : channels + ", kernel \(kernelHeight)×\(kernelWidth)"
+    }
+}
+
+/// A 2-D convolution on NHWC activations whose kernel 𝒦 ∈ ℝ^{C_out×C_in×K_h×K_w} is held in one of the
+/// `FactorizedConvFormat`s and applied as a pipeline of channel maps and spatial convolutions, never rebuilding 𝒦
+/// (METHODS §1 conv forms). Stride, padding and dilation of the dense layer are kept; the bias is added last.
+///
+/// Build it from scratch (pre-set, METHODS §2.2) with `init(inChannels:outChannels:kernelSize:…)`, or from a
+/// trained `Conv2D` (pre-train, §2.1) with `converting(_:format:ranks:…)`.
+public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
+    /// The format.
+    public let format: FactorizedConvFormat
+    /// C_in.
+    public let inChannels: Int
+    /// C_out.
+    public let outChannels: Int
+    /// (K_h, K_w).
+    public let kernelSize: (height: Int, width: Int)
+    /// The dense layer's stride, padding and dilation (groups 1).
+    public let params: Convolution2D
+    /// The ranks (meaning as on `FactorizedConvFormat`).
+    public let ranks: [Int]
+    /// The channel modes (empty for the formats that use the channels whole).
+    public let channelModes: ConvChannelModes
+    /// N_b for `blockTerm` (1 otherwise).
+    public let blocks: Int
+    /// The cores, in the order documented on `FactorizedConvFormat`.
+    public let cores: [Parameter<Scalar>]
+    /// b ∈ ℝ^{C_out}, or nil.
+    public let bias: Parameter<Scalar>?
+    /// The name used in error messages and reports.
+    public let name: String
+    /// How the forward pass runs (default `.auto`): the stage pipeline (`factorized`), or the kernel rebuilt once
+    /// per pass and one dense conv (`reconstructed`).
+    public var executionMode: ExecutionMode
+    /// The stages and the weight expression.
+    let wiring: ConvWiring
+    /// The cheapest path of the weight expression.
+    let weightPath: ContractionPath
+
+    /// A layer from given core values (shapes as documented on `FactorizedConvFormat` for the given ranks).
+    ///
+    /// - Parameters:
+    ///   - params: stride, padding and dilation of the convolution (groups must be 1).
+    ///   - channelModes: the channel (and for `gkpd` kernel) factorizations; nil picks two balanced factors
+    ///     (`balancedFactorization`) and, for `gkpd`, puts the whole kernel in 𝒜 ([K_h, 1], [K_w, 1]); ignored by
+    ///     `svdChannel`, `svdSpatial`, `cp` and `tucker2`, which use the channels whole.
+    ///   - executionMode: how the forward pass runs (default `.auto`, the fewer exact MACs).
+    /// - Throws: `CompressionError` when the geometry, modes, ranks or core shapes do not fit the format.
+    public init(format: FactorizedConvFormat, inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int,
+                params: Convolution2D = Convolution2D(), ranks: [Int], channelModes: ConvChannelModes? = nil,
+                blocks: Int = 1, cores coreValues: [Tensor<Scalar>], bias: Tensor<Scalar>? = nil,
+                executionMode: ExecutionMode = .auto, name: String? = nil) throws {
+        let name = name ?? Self.defaultName(format, inChannels, outChannels, kernelHeight, kernelWidth)
+        let geometry = ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelHeight,
+                                    kernelWidth: kernelWidth, params: params)
+        let modes = try Self.resolvedModes(format, geometry, channelModes, layer: name)
+        let (wiring, ranks) = try Self.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks, layer: name)
+        guard coreValues.map(\.shape) == wiring.coreShapes else {
+            throw CompressionError.invalidRanks(layer: name, problem:
+                "core shapes \(coreValues.map(\.shape)) do not fit the \(format) wiring with ranks \(ranks), which expects \(wiring.coreShapes)")
+        }
+        if let bias, bias.shape != [outChannels] {
+            throw CompressionError.invalidModes(layer: name, problem: "bias \(bias.shape) does not match \(outChannels) output channels")
+        }
+        self.format = format
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = (kernelHeight, kernelWidth)
+        self.params = params
+        self.ranks = ranks
+        self.channelModes = modes
+        self.blocks = format == .blockTerm ? blocks : 1
+        self.cores = coreValues.map { Parameter($0) }
+        self.bias = bias.map { Parameter($0) }
+        self.name = name
+        self.wiring = wiring
+        self.weightPath = wiring.weightExpression.optimalPath()
+        self.executionMode = executionMode
+    }
+
+    /// A pre-set layer (METHODS §2.2) with a square K×K kernel and symmetric stride, padding and dilation; see
+    /// `init(format:inChannels:outChannels:kernelHeight:kernelWidth:params:ranks:…:generator:)`.
+    ///
+    /// - Throws: as that initializer.
+    public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                            dilation: Int = 1, format: FactorizedConvFormat, ranks: [Int],
+                            channelModes: ConvChannelModes? = nil, blocks: Int = 1, bias: Bool = true,
+                            initialization: FactorInitialization = .kaiming, calibrated: Bool = true,
+                            executionMode: ExecutionMode = .auto, name: String? = nil, generator: inout SeededGenerator) throws {
+        try self.init(format: format, inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelSize,
+                      kernelWidth: kernelSize, params: Convolution2D(stride: stride, padding: padding, dilation: dilation),
+                      ranks: ranks, channelModes: channelModes, blocks: blocks, bias: bias, initialization: initialization,
+                      calibrated: calibrated, executionMode: executionMode, name: name, generator: &generator)
+    }
+
+    /// A pre-set layer (METHODS §2.2): cores with i.i.d. N(0, σ²) entries, σ² = (v/N_terms)^{1/F}, so that every
+    /// kernel entry, a sum of N_terms products of one entry from each of the F cores, has variance v
+    /// (`initialization` with fan-in C_inK_hK_w and fan-out C_outK_hK_w: Kaiming 2/(C_inK_hK_w) by default). With
+    /// `calibrated` (the default) the cores are then scaled by a common factor so that the reconstructed kernel's
+    /// mean square equals v exactly (as `FactorizedLinear`'s pre-set init). The bias starts at 0.
+    ///
+    /// - Parameters: as `init(format:inChannels:…:cores:…)`.
+    /// - Throws: `CompressionError` for modes or ranks that do not fit (the message proposes a valid setting).
+    public convenience init(format: FactorizedConvFormat, inChannels: Int, outChannels: Int, kernelHeight: Int,
+                            kernelWidth: Int, params: Convolution2D = Convolution2D(), ranks: [Int],
+                            channelModes: ConvChannelModes? = nil, blocks: Int = 1, bias: Bool = true,
+                            initialization: FactorInitialization = .kaiming, calibrated: Bool = true,
+                            executionMode: ExecutionMode = .auto, name: String? = nil, generator: inout SeededGenerator) throws {
+        let name = name ?? Self.defaultName(format, inChannels, outChannels, kernelHeight, kernelWidth)
+        let geometry = ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelHeight,
+                                    kernelWidth: kernelWidth, params: params)
+        let modes = try Self.resolvedModes(format, geometry, channelModes, layer: name)
+        let (wiring, _) = try Self.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks, layer: name)
+        let area = kernelHeight * kernelWidth
+        let v = initialization.targetVariance(inputFeatures: inChannels * area, outputFeatures: outChannels * area)
+        guard v > 0, v.isFinite else {
+            throw CompressionError.invalidRanks(layer: name, problem: "the target weight variance must be positive and finite, got \(v)")
+        }
+        let f = Double(wiring.coreShapes.count)
+        let sigma = Foundation.pow(v / Double(wiring.termCount), 1 / (2 * f))
+        let values = wiring.coreShapes.map {
+            Tensor<Scalar>.randomNormal($0, standardDeviation: Scalar(sigma), generator: &generator)
+        }
+        try self.init(format: format, inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelHeight,
+                      kernelWidth: kernelWidth, params: params, ranks: ranks, channelModes: modes, blocks: blocks,
+                      cores: values, bias: bias ? Tensor.zeros([outChannels]) : nil, executionMode: executionMode, name: name)
+        if calibrated {
+            let w = reconstructWeight()
+            let meanSquare = Double(w.squaredNorm()) / Double(w.scalarCount)
+            if meanSquare > 0 {
+                let scale = Scalar(Foundation.pow(v / meanSquare, 1 / (2 * f)))
+                for core in cores { core.value = core.value * scale }
+            }
+        }
+    }
+
+    static func defaultName(_ format: FactorizedConvFormat, _ inChannels: Int, _ outChannels: Int, _ kh: Int, _ kw: Int) -> String {
+        "FactorizedConv2D[\(format.rawValue)](\(inChannels) → \(outChannels), \(kh)×\(kw))"
+    }
+
+    /// Stored scalars of the cores (bias excluded, METHODS §0.3); `parameterCount` includes the bias.
+    public var coreParameterCount: Int { wiring.coreShapes.reduce(0) { $0 + $1.reduce(1, *) } }
+    /// The number of cores F.
+    public var coreCount: Int { wiring.coreShapes.count }
+    /// Dense kernel parameters C_outC_inK_hK_w over `coreParameterCount`.
+    public var compressionRatio: Double {
+        Double(outChannels * inChannels * kernelSize.height * kernelSize.width) / Double(coreParameterCount)
+    }
+
+    // MARK: Forward
+
+    /// The convolution with the cores given as variables, run in `mode` (a pure function of its arguments, for
+    /// gradient checks). `factorized`: the stages in order; `reconstructed`: the kernel rebuilt by the weight
+    /// expression and one dense conv; then the bias. Backward passes come from the einsum, conv2d and
+    /// reshape/permute VJPs.
+    ///
+    /// - Precondition: `input` is NHWC with C_in channels; core and bias shapes match the layer.
+    public func apply(_ input: Variable<Scalar>, cores coreVariables: [Variable<Scalar>], bias biasVariable: Variable<Scalar>?,
+                      mode: ExecutionMode) -> Variable<Scalar> {
+        precondition(input.shape.count == 4 && input.shape[3] == inChannels,
+                     "\(name): input \(input.shape) must be NHWC with \(inChannels) channels")
+        precondition(coreVariables.map(\.shape) == wiring.coreShapes,
+                     "\(name): core shapes \(coreVariables.map(\.shape)) do not match \(wiring.coreShapes)")
+        if let biasVariable {
+            precondition(biasVariable.shape == [outChannels], "\(name): bias \(biasVariable.shape) for \(outChannels) outputs")
+        }
+        let resolved = mode == .auto
+            ? cost(forInput: Array(input.shape.dropFirst()), batch: Swift.max(input.shape[0], 1), mode: .auto).mode : mode
+        if resolved == .reconstructed {
+            return conv2d(input, weight: reconstructWeight(coreVariables), bias: biasVariable, params: params)
+        }
+        var x = input
+        for stage in wiring.stages {
+            switch stage {
+            case let .channels(s): x = s.apply(x, cores: s.cores.map { coreVariables[$0] })
+            case let .spatial(s): x = s.apply(x, weight: coreVariables[s.core])
+            }
+        }
+        if let biasVariable { x = x + biasVariable }
+        return x
+    }
+
+    /// Applies the layer, recording the cores and bias on the input's tape.
+    public func callAsFunction(_ input: Variable<Scalar>, mode: ForwardMode) -> Variable<Scalar> {
+        apply(input, cores: cores.map { input.watching($0) }, bias: bias.map { input.watching($0) }, mode: executionMode)
+    }
+
+    /// Yields `cores.0`, …, `cores.{F−1}` and `bias`.
+    public func visitParameters(prefix: String, _ visitor: (String, Parameter<Scalar>) -> Void) {
+        for (k, core) in cores.enumerated() { visitor(prefix + "cores.\(k)", core) }
+        if let bias { visitor(prefix + "bias", bias) }
+    }
+
+    // MARK: Weight and costs
+
+    /// The dense OIHW kernel the cores represent (the weight expression along its cheapest path).
+    public func reconstructWeight() -> Tensor<Scalar> {
+        let views = zip(cores, wiring.weightViews).map { $0.value.reshaped($1) }
+        return wiring.weightExpression.evaluate(views, path: weightPath)
+            .reshaped([outChannels, inChannels, kernelSize.height, kernelSize.width])
+    }
+
+    /// The OIHW kernel as a differentiable function of core variables (the reconstructed mode).
+    ///
+    /// - Precondition: one variable per core, of the core's shape.
+    public func reconstructWeight(_ coreVariables: [Variable<Scalar>]) -> Variable<Scalar> {
+        precondition(coreVariables.map(\.shape) == wiring.coreShapes,
+                     "\(name): core shapes \(coreVariables.map(\.shape)) do not match \(wiring.coreShapes)")
+        let views = zip(coreVariables, wiring.weightViews).map { $0.reshaped($1) }
+        return einsum(wiring.weightExpression, views, path: weightPath)
+            .reshaped([outChannels, inChannels, kernelSize.height, kernelSize.width])
+    }
+
+    /// The exact multiply-adds of one forward pass on `batch` samples of shape [H, W, C_in] in `mode`, split into
+    /// activation-side and weight-side MACs (Rule C3); the bias is not counted. `factorized`: stage by stage as
+    /// executed (Rule C1 along each channel stage's fixed path, core merges on the weight side; Rule C2 for the
+    /// convolutions). `reconstructed`: the weight path's MACs plus the dense conv's. `auto`: the cheaper of the
+    /// two (ties go to `reconstructed`, one large conv).
+    public func cost(forInput shape: [Int], batch: Int = 1, mode: ExecutionMode) -> ExecutionCost {
+        precondition(shape.count == 3 && shape[2] == inChannels, "\(name): per-sample input \(shape) must be [H, W, \(inChannels)]")
+        precondition(batch >= 1, "\(name): batch \(batch) must be at least 1")
+        switch mode {
+        case .factorized: break
+        case .reconstructed:
+            let dense = params.multiplyAdds(input: [batch] + shape, weight: [outChannels, inChannels, kernelSize.height, kernelSize.width])
+            return ExecutionCost(mode: .reconstructed, activationSide: dense, weightSide: weightPath.multiplyAdds)
+        case .auto:
+            let factorized = cost(forInput: shape, batch: batch, mode: .factorized)
+            let reconstructed = cost(forInput: shape, batch: batch, mode: .reconstructed)
+            return factorized.total < reconstructed.total ? factorized : reconstructed
+        }
+        var (h, w) = (shape[0], shape[1])
+        var activation = 0, weight = 0
+        for stage in wiring.stages {
+            switch stage {
+            case let .channels(s):
+                let split = s.network.splitCost(of: s.path(rows: batch * h * w))
+                activation += split.activationSide
+                weight += split.weightSide
+            case let .spatial(s):
+                let c = s.convInputChannels
+                activation += s.params.multiplyAdds(input: [batch * s.sharedSize, h, w, c], weight: wiring.coreShapes[s.core])
+                (h, w) = s.params.outputSize(inputHeight: h, inputWidth: w, kernelHeight: wiring.coreShapes[s.core][2],
+                                             kernelWidth: wiring.coreShapes[s.core][3])
+            }
+        }
+        return ExecutionCost(mode: .factorized, activationSide: activation, weightSide: weight)
+    }
+}
+
+extension FactorizedConv2D {
+    /// `[H, W, C_in]` → `[H', W', C_out]` (the dense layer's geometry).
+    public func outputShape(forInput shape: [Int]) -> [Int] {
+        precondition(shape.count == 3 && shape[2] == inChannels, "\(name): per-sample input \(shape) must be [H, W, \(inChannels)]")
+        let size = params.outputSize(inputHeight: shape[0], inputWidth: shape[1], kernelHeight: kernelSize.height,
+                                     kernelWidth: kernelSize.width)
+        return [size.height, size.width, outChannels]
+    }
+
+    /// Exact MACs of one forward pass on one sample in the execution mode, both sides.
+    public func multiplyAdds(forInput shape: [Int]) -> Int { cost(forInput: shape, mode: executionMode).total }
+
+    public var layerDescription: String {
+        var parts = ["\(inChannels) → \(outChannels)", "\(kernelSize.height)×\(kernelSize.width)", "ranks \(ranks)"]
+        if !channelModes.input.isEmpty { parts.append("modes \(channelModes)") }
+        if blocks != 1 { parts.append("\(blocks) blocks") }
+        if params.strideHeight != 1 || params.strideWidth != 1 { parts.append("stride \(params.strideHeight)") }
+        if params.paddingTop != 0 || params.paddingLeft != 0 { parts.append("padding \(params.paddingTop)") }
+        if bias == nil { parts.append("no bias") }
+        return "FactorizedConv2D[\(format.rawValue)](" + parts.joined(separator: ", ")
+            + ", \(coreParameterCount) core parameters, CR \(String(format: "%.1f", compressionRatio))×)"
+    }
+}

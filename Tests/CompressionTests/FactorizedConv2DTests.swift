@@ -1,0 +1,330 @@
+import Autodiff
+import Compression
+import Decompositions
+import NeuralNetworks
+import Testing
+import TensorCore
+
+@Suite struct FactorizedConv2DTests {
+    /// Finite-difference check in Double of the input, every core and the bias, in the factorized and the
+    /// reconstructed modes (relative error ≤ 1e-6).
+    @Test(arguments: FactorizedConvCase.all)
+    func gradients(_ testCase: FactorizedConvCase) throws {
+        let layer = try testCase.layer(seed: 11)
+        let x = Tensor<Double>.randomNormal([1, 5, 4, testCase.inChannels], seed: 7)
+        let inputs = [x] + layer.cores.map(\.value) + [layer.bias!.value]
+        for mode in [ExecutionMode.factorized, .reconstructed] {
+            let result = checkGradients(at: inputs) { v in
+                layer.apply(v[0], cores: Array(v[1..<(v.count - 1)]), bias: v[v.count - 1], mode: mode)
+            }
+            #expect(result.maxRelativeError <= 1e-6, "\(testCase) \(mode): relative errors \(result.relativeErrors)")
+            #expect(result.forwardMismatch == 0, "\(testCase) \(mode): the taped forward differs from the constant one")
+            for (k, numeric) in result.numeric.enumerated() {
+                #expect(numeric.frobeniusNorm() > 1e-6, "\(testCase) \(mode): input \(k) does not influence the output")
+            }
+        }
+    }
+
+    /// The factorized forward equals the dense conv of `reconstructWeight()` (same stride, padding, dilation, bias).
+    @Test(arguments: FactorizedConvCase.all)
+    func forwardMatchesReconstructedKernel(_ testCase: FactorizedConvCase) throws {
+        let layer = try testCase.layer(seed: 21)
+        let x = Tensor<Double>.randomNormal([2, 7, 6, testCase.inChannels], seed: 22)
+        let reference = denseReference(layer, x)
+        for mode in ExecutionMode.allCases {
+            layer.executionMode = mode
+            let y = layer(Variable(constant: x), mode: .inference).value
+            #expect(y.shape == reference.shape, "\(testCase) \(mode): shape \(y.shape) vs \(reference.shape)")
+            #expect(y.shape == [2] + layer.outputShape(forInput: [7, 6, testCase.inChannels]))
+            #expect(relativeDifference(y, reference) <= 1e-10, "\(testCase) \(mode): error \(relativeDifference(y, reference))")
+        }
+    }
+
+    /// A dense `Conv2D` converted at full ranks (or ε = 0) gives the dense output to 1e-10 relative error, and the
+    /// kernel back.
+    @Test(arguments: FactorizedConvCase.all)
+    func fullRankConversion(_ testCase: FactorizedConvCase) throws {
+        let kernel = testCase.kernelInFormat
+            ? try testCase.layer(seed: 31).reconstructWeight()
+            : Tensor<Double>.randomNormal([testCase.outChannels, testCase.inChannels, testCase.kernelHeight, testCase.kernelWidth], seed: 31)
+        let dense = Conv2D<Double>(weight: kernel, bias: Tensor.randomNormal([testCase.outChannels], seed: 32), params: testCase.params)
+        let layer = try FactorizedConv2D<Double>.converting(dense, format: testCase.format, target: testCase.fullTarget,
+                                                           channelModes: testCase.modes, blocks: testCase.blocks,
+                                                           cpOptions: CPALSOptions(maxIterations: 5000, tolerance: 1e-15))
+        let x = Tensor<Double>.randomNormal([2, 7, 6, testCase.inChannels], seed: 33)
+        let reference = dense(Variable(constant: x), mode: .inference).value
+        for mode in ExecutionMode.allCases {
+            layer.executionMode = mode
+            let y = layer(Variable(constant: x), mode: .inference).value
+            #expect(relativeDifference(y, reference) <= 1e-10, "\(testCase) \(mode): output error \(relativeDifference(y, reference))")
+        }
+        #expect(relativeDifference(layer.reconstructWeight(), kernel) <= 1e-10, "\(testCase): kernel error")
+        #expect(layer.params == dense.params && layer.bias?.value == dense.bias?.value)
+    }
+
+    /// A truncated conversion is the decomposition's approximation: its kernel error is below 1 and above 0 for a
+    /// generic kernel, and the layer keeps the dense geometry.
+    @Test func truncatedConversionKeepsGeometry() throws {
+        var generator = SeededGenerator(seed: 3)
+        let dense = Conv2D<Double>(inChannels: 8, outChannels: 8, kernelSize: 3, stride: 2, padding: 1, generator: &generator)
+        for format in [FactorizedConvFormat.svdChannel, .tucker2, .tensorTrain] {
+            let layer = try FactorizedConv2D<Double>.converting(dense, format: format, ranks: [2])
+            let error = relativeDifference(layer.reconstructWeight(), dense.weight.value)
+            #expect(error > 0.01 && error < 1, "\(format): kernel error \(error)")
+            #expect(layer.outputShape(forInput: [9, 9, 8]) == dense.outputShape(forInput: [9, 9, 8]))
+            #expect(layer.compressionRatio > 1)
+        }
+    }
+
+    /// Parameters are named cores.0, …, bias, and count the cores plus the bias.
+    @Test func parameterNames() throws {
+        let layer = try FactorizedConvCase.all[4].layer(seed: 1)
+        let names = layer.namedParameters().map(\.name)
+        #expect(names == (0..<layer.coreCount).map { "cores.\($0)" } + ["bias"])
+        #expect(layer.parameterCount == layer.coreParameterCount + layer.outChannels)
+    }
+}
+
+@Suite struct FactorizedConv2DCostTests {
+    /// Shapes and geometries of the cost grid: (H, W, stride, padding, dilation).
+    static let geometries: [(Int, Int, Int, Int, Int)] = [(8, 8, 1, 1, 1), (9, 7, 2, 1, 1), (10, 11, 2, 0, 1), (12, 9, 1, 2, 2)]
+
+    func layer(_ format: FactorizedConvFormat, _ ci: Int, _ co: Int, _ k: Int, _ g: (Int, Int, Int, Int, Int), ranks: [Int],
+               modes: ConvChannelModes? = nil, blocks: Int = 1) throws -> (FactorizedConv2D<Double>, ConvLayerShape) {
+        var generator = SeededGenerator(seed: 5)
+        let layer = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: k, stride: g.2, padding: g.3,
+                                                 dilation: g.4, format: format, ranks: ranks, channelModes: modes, blocks: blocks,
+                                                 calibrated: false, executionMode: .factorized, generator: &generator)
+        return (layer, ConvLayerShape(inChannels: ci, outChannels: co, kernelHeight: k, kernelWidth: k, params: layer.params,
+                                      inputHeight: g.0, inputWidth: g.1))
+    }
+
+    /// The counter equals the closed form: parameters, activation side and weight side, and the activation side
+    /// scales with the batch while the weight side does not.
+    func expectMatches(_ layer: FactorizedConv2D<Double>, _ s: ConvLayerShape, _ formula: ConvClosedFormCost,
+                       sourceLocation: SourceLocation = #_sourceLocation) {
+        let input = [s.inputHeight, s.inputWidth, s.inChannels]
+        let one = layer.cost(forInput: input, mode: .factorized), three = layer.cost(forInput: input, batch: 3, mode: .factorized)
+        let context = "\(layer.layerDescription) on \(input)"
+        #expect(layer.coreParameterCount == formula.parameters, "\(context): parameters \(layer.coreParameterCount) vs \(formula.parameters)",
+                sourceLocation: sourceLocation)
+        #expect(one.activationSide == formula.activationSide, "\(context): activation MACs \(one.activationSide) vs \(formula.activationSide)",
+                sourceLocation: sourceLocation)
+        #expect(one.weightSide == formula.weightSide, "\(context): weight MACs \(one.weightSide) vs \(formula.weightSide)",
+                sourceLocation: sourceLocation)
+        #expect(three.activationSide == 3 * one.activationSide && three.weightSide == one.weightSide, sourceLocation: sourceLocation)
+        #expect(layer.multiplyAdds(forInput: input) == one.total, sourceLocation: sourceLocation)
+    }
+
+    @Test func matrixFormatsMatchClosedForms() throws {
+        for g in Self.geometries {
+            for (ci, co, k) in [(3, 5, 3), (8, 4, 1), (6, 6, 5)] {
+                for r in [1, 2, 3] {
+                    var (l, s) = try layer(.svdChannel, ci, co, k, g, ranks: [r])
+                    expectMatches(l, s, ConvCostFormulas.svdChannel(s, rank: r))
+                    (l, s) = try layer(.svdSpatial, ci, co, k, g, ranks: [r])
+                    expectMatches(l, s, ConvCostFormulas.svdSpatial(s, rank: r))
+                    (l, s) = try layer(.cp, ci, co, k, g, ranks: [r])
+                    expectMatches(l, s, ConvCostFormulas.cp(s, rank: r))
+                    (l, s) = try layer(.tucker2, ci, co, k, g, ranks: [r, r + 1])
+                    expectMatches(l, s, ConvCostFormulas.tucker2(s, inputRank: r, outputRank: r + 1))
+                }
+            }
+        }
+    }
+
+    @Test func tensorizedFormatsMatchClosedForms() throws {
+        let modeGrid: [ConvChannelModes] = [ConvChannelModes(input: [6], output: [4]), ConvChannelModes(input: [2, 3], output: [4, 2]),
+                                            ConvChannelModes(input: [3, 2, 2], output: [2, 1, 3])]
+        for g in Self.geometries {
+            for modes in modeGrid {
+                let (ci, co, d) = (modes.input.reduce(1, *), modes.output.reduce(1, *), modes.input.count)
+                for r in [1, 2, 3] {
+                    let tt = (0..<d).map { r + $0 % 2 }
+                    var (l, s) = try layer(.tensorTrain, ci, co, 3, g, ranks: tt, modes: modes)
+                    expectMatches(l, s, ConvCostFormulas.tensorTrain(s, inputModes: modes.input, outputModes: modes.output, ranks: tt))
+                    let ring = (0..<(2 * d + 1)).map { r + $0 % 3 }
+                    (l, s) = try layer(.tensorRing, ci, co, 3, g, ranks: ring, modes: modes)
+                    expectMatches(l, s, ConvCostFormulas.tensorRing(s, inputModes: modes.input, outputModes: modes.output, ranks: ring))
+                    let block = (0...d).map { r + $0 % 2 }
+                    (l, s) = try layer(.blockTerm, ci, co, 3, g, ranks: block, modes: modes, blocks: 2)
+                    expectMatches(l, s, ConvCostFormulas.blockTerm(s, inputModes: modes.input, outputModes: modes.output, blocks: 2, ranks: block))
+                    if d <= 2 {
+                        let ht = (0..<(2 * d)).map { r + $0 % 2 }
+                        (l, s) = try layer(.hierarchicalTucker, ci, co, 3, g, ranks: ht, modes: modes)
+                        expectMatches(l, s, ConvCostFormulas.hierarchicalTucker(s, inputModes: modes.input, outputModes: modes.output, ranks: ht))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func gkpdMatchesClosedForm() throws {
+        let modeGrid = [ConvChannelModes(input: [2, 3], output: [4, 2], kernelHeight: [3, 1], kernelWidth: [3, 1]),
+                        ConvChannelModes(input: [3, 2], output: [2, 4], kernelHeight: [1, 3], kernelWidth: [3, 1]),
+                        ConvChannelModes(input: [6, 1], output: [1, 8], kernelHeight: [1, 3], kernelWidth: [1, 3])]
+        for g in Self.geometries {
+            for modes in modeGrid {
+                for r in [1, 2, 3] {
+                    let (l, s) = try layer(.gkpd, 6, 8, 3, g, ranks: [r], modes: modes)
+                    expectMatches(l, s, ConvCostFormulas.gkpd(s, modes: modes, rank: r))
+                }
+            }
+        }
+    }
+
+    /// The reconstructed mode costs the weight path plus the dense conv; `auto` picks the cheaper mode.
+    @Test(arguments: FactorizedConvCase.all)
+    func executionModeCosts(_ testCase: FactorizedConvCase) throws {
+        let layer = try testCase.layer(seed: 3)
+        let input = [9, 8, testCase.inChannels]
+        let dense = Conv2D<Double>(weight: layer.reconstructWeight(), params: layer.params)
+        for batch in [1, 64] {
+            let reconstructed = layer.cost(forInput: input, batch: batch, mode: .reconstructed)
+            #expect(reconstructed.activationSide == batch * dense.multiplyAdds(forInput: input))
+            #expect(reconstructed.weightSide > 0)
+            let factorized = layer.cost(forInput: input, batch: batch, mode: .factorized)
+            let auto = layer.cost(forInput: input, batch: batch, mode: .auto)
+            #expect(auto.total == Swift.min(factorized.total, reconstructed.total))
+            #expect(auto.mode == (factorized.total < reconstructed.total ? .factorized : .reconstructed))
+        }
+    }
+
+    /// Full-rank formats cost more than dense, low ranks less: the closed forms are not vacuous.
+    @Test func denseComparison() throws {
+        let s = ConvLayerShape(inChannels: 64, outChannels: 64, kernelHeight: 3, kernelWidth: 3, params: Convolution2D(padding: 1),
+                               inputHeight: 16, inputWidth: 16)
+        let dense = ConvCostFormulas.dense(s)
+        #expect(dense.activationSide == 16 * 16 * 9 * 64 * 64)
+        #expect(ConvCostFormulas.tucker2(s, inputRank: 16, outputRank: 16).activationSide < dense.activationSide / 4)
+        #expect(ConvCostFormulas.svdChannel(s, rank: 64).activationSide > dense.activationSide)
+    }
+
+    /// `uniformRanks` returns the largest uniform rank that fits the ratio.
+    @Test(arguments: FactorizedConvFormat.allCases)
+    func uniformRanksFitTheRatio(_ format: FactorizedConvFormat) throws {
+        let modes: ConvChannelModes? = format == .gkpd
+            ? ConvChannelModes(input: [4, 4], output: [8, 4], kernelHeight: [3, 1], kernelWidth: [3, 1]) : nil
+        let dense = 32 * 16 * 9
+        for ratio in [2.0, 5.0, 10.0] {
+            let ranks = try FactorizedConv2D<Double>.uniformRanks(format: format, inChannels: 16, outChannels: 32, kernelHeight: 3,
+                                                                  kernelWidth: 3, channelModes: modes, blocks: 2, compressionRatio: ratio)
+            func parameters(_ r: Int) -> Int? {
+                var generator = SeededGenerator(seed: 1)
+                return try? FactorizedConv2D<Double>(inChannels: 16, outChannels: 32, kernelSize: 3, format: format, ranks: [r],
+                                                     channelModes: modes, blocks: 2, generator: &generator).coreParameterCount
+            }
+            let fitted = try #require(parameters(ranks[0]))
+            #expect(Double(fitted) <= Double(dense) / ratio, "\(format) ratio \(ratio): rank \(ranks)")
+            if let next = parameters(ranks[0] + 1) {
+                #expect(Double(next) > Double(dense) / ratio, "\(format) ratio \(ratio): rank \(ranks[0] + 1) also fits")
+            }
+        }
+    }
+}
+
+@Suite struct FactorizedConv2DInitializationTests {
+    /// Output variance on unit-variance input, over the interior pixels (no padding) of a 4×10×10×C_in batch.
+    func outputVariance(_ apply: (Variable<Double>) -> Variable<Double>, inChannels: Int, seed: UInt64) -> Double {
+        let x = Tensor<Double>.randomNormal([4, 10, 10, inChannels], seed: seed)
+        let y = apply(Variable(constant: x)).value
+        return Double(y.squaredNorm()) / Double(y.scalarCount)
+    }
+
+    static let presetCases: [(FactorizedConvFormat, [Int])] = [
+        (.svdChannel, [8]), (.svdSpatial, [8]), (.cp, [16]), (.tucker2, [8, 8]), (.tensorTrain, [4, 4]), (.tensorRing, [3]),
+        (.hierarchicalTucker, [4]), (.blockTerm, [3]), (.gkpd, [4]),
+    ]
+
+    /// Calibrated pre-set layers with 2 to 5 cores give the output variance of a dense Kaiming conv (2 for
+    /// unit-variance input) within ±20%, averaged over 6 seeds.
+    @Test(arguments: presetCases)
+    func outputVarianceMatchesKaiming(_ format: FactorizedConvFormat, _ ranks: [Int]) throws {
+        let (ci, co, seeds) = (16, 16, 0..<6)
+        var dense = 0.0, factorized = 0.0
+        for seed in seeds {
+            var generator = SeededGenerator(seed: 100 + UInt64(seed))
+            let conv = Conv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, bias: false,
+                                      initializer: .kaimingNormal(), generator: &generator)
+            dense += outputVariance({ conv($0, mode: .inference) }, inChannels: ci, seed: UInt64(seed)) / Double(seeds.count)
+            let layer = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, format: format, ranks: ranks,
+                                                     generator: &generator)
+            #expect((2...6).contains(layer.coreCount))
+            factorized += outputVariance({ layer($0, mode: .inference) }, inChannels: ci, seed: UInt64(seed)) / Double(seeds.count)
+        }
+        #expect(abs(factorized / dense - 1) <= 0.2, "\(format): variance \(factorized) vs dense Kaiming \(dense)")
+    }
+
+    /// The raw variance rule σ² = (v/N_terms)^{1/F} (no calibration) is unbiased: the kernel's mean square,
+    /// averaged over 200 draws, is within ±20% of v = 2/(C_inK²). (Single draws are heavy-tailed: products of
+    /// F Gaussians.)
+    @Test(arguments: presetCases)
+    func rawVarianceRuleIsUnbiased(_ format: FactorizedConvFormat, _ ranks: [Int]) throws {
+        let (ci, co, draws) = (16, 16, 200)
+        var meanSquare = 0.0
+        var generator = SeededGenerator(seed: 7)
+        for _ in 0..<draws {
+            let layer = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, format: format, ranks: ranks,
+                                                     calibrated: false, generator: &generator)
+            let w = layer.reconstructWeight()
+            meanSquare += w.squaredNorm() / Double(w.scalarCount) / Double(draws)
+        }
+        let v = 2.0 / Double(ci * 9)
+        #expect(abs(meanSquare / v - 1) <= 0.2, "\(format): mean square \(meanSquare) vs v = \(v)")
+    }
+}
+
+@Suite struct FactorizedConv2DErrorTests {
+    func expectError(_ body: () throws -> Void, _ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            try body()
+            Issue.record("no error thrown, expected one mentioning \(fragments)", sourceLocation: sourceLocation)
+        } catch let error as CompressionError {
+            for fragment in fragments {
+                #expect(error.description.contains(fragment), "\(error.description) lacks \"\(fragment)\"", sourceLocation: sourceLocation)
+            }
+        } catch {
+            Issue.record("expected a CompressionError, got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    func preset(_ format: FactorizedConvFormat, ci: Int = 12, co: Int = 8, ranks: [Int], modes: ConvChannelModes? = nil) throws {
+        var generator = SeededGenerator(seed: 1)
+        _ = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, format: format, ranks: ranks,
+                                         channelModes: modes, name: "conv3", generator: &generator)
+    }
+
+    @Test func channelModesThatDoNotMultiply() {
+        expectError({ try preset(.tensorTrain, ranks: [2], modes: ConvChannelModes(input: [3, 2], output: [4, 2])) },
+                    ["conv3", "C_in = 12", "[4, 3] → [4, 2]"])
+        expectError({ try preset(.tensorRing, ranks: [2], modes: ConvChannelModes(input: [12], output: [2, 4])) },
+                    ["conv3", "[4, 3] → [4, 2]"])
+    }
+
+    @Test func badRanks() {
+        expectError({ try preset(.tucker2, ranks: [0, 2]) }, ["conv3", "≥ 1"])
+        expectError({ try preset(.tensorTrain, ranks: [2, 2, 2], modes: ConvChannelModes(input: [4, 3], output: [4, 2])) },
+                    ["conv3", "takes 2 rank(s)"])
+        expectError({ try preset(.svdChannel, ranks: [9]) }, ["conv3", "use at most [8]"])
+        expectError({ try preset(.tucker2, ranks: [13, 2]) }, ["conv3", "use at most [12, 8]"])
+    }
+
+    @Test func gkpdThatDoesNotDivide() {
+        expectError({ try preset(.gkpd, ranks: [2], modes: ConvChannelModes(input: [4, 3], output: [4, 2], kernelHeight: [2, 2],
+                                                                           kernelWidth: [3, 1])) },
+                    ["conv3", "K_h = 3", "[4, 3] → [4, 2], kernel [3, 1]×[3, 1]"])
+        expectError({ try preset(.gkpd, ranks: [2], modes: ConvChannelModes(input: [5, 2], output: [4, 2], kernelHeight: [3, 1],
+                                                                           kernelWidth: [3, 1])) },
+                    ["conv3", "C_in = 12", "[4, 3] → [4, 2]"])
+    }
+
+    @Test func groupedConvolutionAndImpossibleRatio() throws {
+        var generator = SeededGenerator(seed: 2)
+        let grouped = Conv2D<Double>(inChannels: 4, outChannels: 4, kernelSize: 3, groups: 2, generator: &generator)
+        expectError({ _ = try FactorizedConv2D<Double>.converting(grouped, format: .tucker2, ranks: [2], name: "block1.conv") },
+                    ["block1.conv", "groups 2"])
+        expectError({ _ = try FactorizedConv2D<Double>.uniformRanks(format: .svdChannel, inChannels: 2, outChannels: 2, kernelHeight: 1,
+                                                                    kernelWidth: 1, compressionRatio: 10, name: "head") },
+                    ["head", "rank 1 gives 1.00"])
+    }
+}
