@@ -426,13 +426,17 @@ struct TRALSSolver<Scalar: TensorScalar> {
             .reshaped([r0 * r0, r1 * r1])
     }
 
-    /// One core update; returns ‖𝒳 − 𝒳̂‖² (identity, or direct when below the rounding level).
+    /// One core update; with `measure`, also returns ‖𝒳 − 𝒳̂‖² after it (nil otherwise).
     ///
     /// With the sub-chain C = 𝒢^{≠k} stored as (R_{k+1}, L, R_k) and the core unfolding's columns ordered (r_{k+1}, r_k):
-    /// M = X_⟨k⟩·C_(2) is R_{k+1} GEMMs into column blocks, and the Gram matrix C_(2)ᵀC_(2) is either R_{k+1}² small
-    /// GEMMs or, when cheaper, the product of the transfer matrices E_{k+1}⋯E_{k−1} (cost Σ J_jR⁴ + dR⁶ instead
-    /// of L·R⁴), so the sub-chain is never permuted.
-    mutating func update(_ k: Int) throws -> Double {
+    /// M = X_⟨k⟩·C_(2) is R_{k+1} GEMMs into column blocks, and the Gram matrix C_(2)ᵀC_(2) is either R_{k+1}² GEMMs
+    /// or, when cheaper, the product of the transfer matrices E_{k+1}⋯E_{k−1} (cost Σ J_jR⁴ + dR⁶ instead of
+    /// L·R⁴), so the sub-chain is never permuted. G_k,(2) = M·Γ⁺ solves the normal equations.
+    ///
+    /// The fit needs no reconstruction: ‖𝒳 − 𝒳̂‖² = ‖𝒳‖² − 2⟨G, M⟩ + ⟨G·Γ, G⟩ (⟨𝒳, 𝒳̂⟩ = ⟨G, M⟩, ‖𝒳̂‖² = ⟨G·Γ, G⟩).
+    /// When that difference is within the rounding level of its terms, it is measured directly with
+    /// X̂_⟨k⟩ = Σ_b G_b·C_bᵀ.
+    mutating func update(_ k: Int, measure: Bool) throws -> Double? {
         let d = order
         let rk = cores[k].shape[0], rk1 = cores[k].shape[2], j = x.shape[k]
         let p = rk * rk1
@@ -441,8 +445,7 @@ struct TRALSSolver<Scalar: TensorScalar> {
         let chain = TensorRing<Scalar>.merge(others.map { cores[$0] }[...])  // (R_{k+1}, L, R_k)
         let l = chain.shape[1]
         // M[j, (b, a)] = Σ_l X[j, l]·C[b, l, a].
-        var m = Tensor<Scalar>.zeros([j, p])
-        m.withUnsafeMutableBufferPointer { mp in xk.withUnsafeBufferPointer { xp in chain.withUnsafeBufferPointer { cp in
+        let m = Tensor<Scalar>(shape: [j, p]) { mp in xk.withUnsafeBufferPointer { xp in chain.withUnsafeBufferPointer { cp in
             for b in 0..<rk1 {
                 Scalar.gemm(transposeA: false, transposeB: false, m: j, n: rk, k: l, alpha: 1, a: xp.baseAddress!, lda: l,
                             b: cp.baseAddress! + b * l * rk, ldb: rk, beta: 0, c: mp.baseAddress! + b * rk, ldc: p)
@@ -451,19 +454,18 @@ struct TRALSSolver<Scalar: TensorScalar> {
         // Γ[(b, a), (b′, a′)] = Σ_l C[b, l, a]·C[b′, l, a′].
         let directCost = Double(l) * Double(p) * Double(p)
         var transferCost = 0.0
-        for (i, c) in others.enumerated() {
-            let (r0, r1) = (cores[c].shape[0], cores[c].shape[2])
-            transferCost += Double(cores[c].shape[1]) * Double(r0 * r1) * Double(r0 * r1)
+        for (i, o) in others.enumerated() {
+            let (r0, r1) = (cores[o].shape[0], cores[o].shape[2])
+            transferCost += Double(cores[o].shape[1]) * Double(r0 * r1) * Double(r0 * r1)
             if i > 0 { transferCost += Double(rk1 * rk1) * Double(r0 * r0) * Double(r1 * r1) }
         }
-        var gram: Tensor<Scalar>
+        let gram: Tensor<Scalar>
         if transferCost < directCost {
             var product = Self.transfer(cores[others[0]])
-            for c in others.dropFirst() { product = Tensor.matmul(product, Self.transfer(cores[c])) }
+            for o in others.dropFirst() { product = Tensor.matmul(product, Self.transfer(cores[o])) }
             gram = product.reshaped([rk1, rk1, rk, rk]).permuted([0, 2, 1, 3]).reshaped([p, p])
         } else {
-            gram = Tensor<Scalar>.zeros([p, p])
-            gram.withUnsafeMutableBufferPointer { gp in chain.withUnsafeBufferPointer { cp in
+            gram = Tensor<Scalar>(shape: [p, p]) { gp in chain.withUnsafeBufferPointer { cp in
                 for b in 0..<rk1 {
                     for b2 in 0..<rk1 {
                         Scalar.gemm(transposeA: true, transposeB: false, m: rk, n: rk, k: l, alpha: 1,
@@ -475,33 +477,33 @@ struct TRALSSolver<Scalar: TensorScalar> {
         }
         let g = try FactorKernels.solveNormalEquations(gram: gram, rhs: m, ridge: ridge)  // J × (R_{k+1}R_k)
         cores[k] = g.reshaped([j, rk1, rk]).permuted([2, 0, 1])
+        guard measure else { return nil }
         let eps = Double(Scalar.unitRoundoff)
         let inner = Double(Tensor.dot(g, m))
         let model = Double(Tensor.dot(Tensor.matmul(g, gram), g))
-        var residual = normX2 - 2 * inner + model
-        if residual < 1e4 * eps * (normX2 + model) {
-            // X̂_⟨k⟩ = Σ_b G_b·C_bᵀ.
-            var xhat = Tensor<Scalar>.zeros([j, l])
-            xhat.withUnsafeMutableBufferPointer { hp in g.withUnsafeBufferPointer { gp in chain.withUnsafeBufferPointer { cp in
-                for b in 0..<rk1 {
-                    Scalar.gemm(transposeA: false, transposeB: true, m: j, n: l, k: rk, alpha: 1, a: gp.baseAddress! + b * rk,
-                                lda: p, b: cp.baseAddress! + b * l * rk, ldb: rk, beta: b == 0 ? 0 : 1, c: hp.baseAddress!, ldc: l)
-                }
-            } } }
-            residual = FactorKernels.squaredDistance(xk, xhat)
-        }
-        return Swift.max(residual, 0)
+        let residual = normX2 - 2 * inner + model
+        if residual >= 1e4 * eps * (normX2 + model) { return residual }
+        let xhat = Tensor<Scalar>(shape: [j, l]) { hp in g.withUnsafeBufferPointer { gp in chain.withUnsafeBufferPointer { cp in
+            for b in 0..<rk1 {
+                Scalar.gemm(transposeA: false, transposeB: true, m: j, n: l, k: rk, alpha: 1, a: gp.baseAddress! + b * rk,
+                            lda: p, b: cp.baseAddress! + b * l * rk, ldb: rk, beta: b == 0 ? 0 : 1, c: hp.baseAddress!, ldc: l)
+            }
+        } } }
+        return FactorKernels.squaredDistance(xk, xhat)
     }
 
     func relative(_ residual: Double) -> Double {
         normX2 == 0 ? residual.squareRoot() : (residual / normX2).squareRoot()
     }
 
-    /// One sweep over all cores starting at `start`; returns the relative error after it.
+    /// One sweep over all cores starting at `start`; returns the relative error after it (measured at the last
+    /// update only).
     mutating func sweep(start: Int = 0) throws -> Double {
         var residual = 0.0
-        for i in 0..<order { residual = try update((start + i) % order) }
-        return relative(residual)
+        for i in 0..<order {
+            if let r = try update((start + i) % order, measure: i == order - 1) { residual = r }
+        }
+        return relative(Swift.max(residual, 0))
     }
 
     var isFinite: Bool { cores.allSatisfy { $0.isFinite } }

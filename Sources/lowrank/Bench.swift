@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
           lowrank bench core
           lowrank bench core --json
         """,
-        subcommands: [BenchCore.self, BenchTrain.self]
+        subcommands: [BenchCore.self, BenchTrain.self, BenchDecompositions.self]
     )
 }
 
