@@ -104,10 +104,15 @@ public func einsum<Scalar>(_ spec: String, _ operands: [Variable<Scalar>], path:
 /// Evaluates a parsed einsum expression on variables (reuse one expression and path for a layer that runs the
 /// same contraction every step).
 ///
-/// VJP: the output is multilinear in the operands, so with G = ∂ℓ/∂output (indices `o`) and operand k
-/// carrying indices `iₖ`, ∂ℓ/∂Aₖ = einsum("o, i₁, …, (skip k), …, iₙ -> iₖ", G, A₁, …, Aₙ): the same
-/// contraction with the roles of the output and operand k swapped, on its own cheapest path. Two index
-/// patterns need more than the swap:
+/// With three or more operands the contraction is recorded step by step along `path` (by default the cheapest
+/// one): each single-operand reduction and each pairwise contraction is its own operation on the tape, so the
+/// backward pass is the reverse sweep over the same steps, two pairwise contractions per step (exactly twice the
+/// forward multiply-adds, METHODS §0.3 Rule C5), with the intermediates kept from the forward pass. Recomputing
+/// the whole chain once per operand would cost about one forward pass per operand instead.
+///
+/// VJP of one step: the output is multilinear in the operands, so with G = ∂ℓ/∂output (indices `o`) and operand
+/// k carrying indices `iₖ`, ∂ℓ/∂Aₖ = einsum("o, i₁, …, (skip k), …, iₙ -> iₖ", G, A₁, …, Aₙ): the same
+/// contraction with the roles of the output and operand k swapped. Two index patterns need more than the swap:
 /// * an index that occurs only in operand k (summed out of it alone) cannot appear in the swapped output; the
 ///   gradient does not depend on it and is broadcast along it;
 /// * a repeated index in operand k (a diagonal, "ii->i") gives a gradient that is zero off the diagonal; the
@@ -116,6 +121,36 @@ public func einsum<Scalar>(_ spec: String, _ operands: [Variable<Scalar>], path:
 /// - Precondition: the operand shapes equal `expression.shapes`; `path` (if any) is valid for it.
 public func einsum<Scalar>(_ expression: EinsumExpression, _ operands: [Variable<Scalar>],
                            path: ContractionPath? = nil) -> Variable<Scalar> {
+    precondition(operands.map(\.shape) == expression.shapes,
+                 "einsum \"\(expression.spec)\": operand shapes \(operands.map(\.shape)) differ from the expression's \(expression.shapes)")
+    guard operands.count > 2 else { return einsumOperation(expression, operands, path: path) }
+    // The path's steps with their index letters, re-derived for these shapes (a path may come from another batch).
+    let steps = expression.path(pairs: (path ?? expression.optimalPath()).pairs)
+    var current = operands.indices.map { (variable: operands[$0], indices: expression.inputs[$0]) }
+    for step in steps.reductions {
+        let k = step.positions[0]
+        let reduction = EinsumExpression(String(step.operandIndices[0]) + "->" + String(step.resultIndices), shapes: [operands[k].shape])
+        current[k] = (einsumOperation(reduction, [operands[k]], path: nil), step.resultIndices)
+    }
+    for step in steps.steps {
+        let (i, j) = (step.positions[0], step.positions[1])
+        // Each step keeps the GEMM's own result order; the output order is one permute at the end, so its VJP
+        // permutes G once rather than once per operand of the last step.
+        let resultIndices = step.resultIndices
+        let pair = EinsumExpression(String(current[i].indices) + "," + String(current[j].indices) + "->" + String(resultIndices),
+                                    shapes: [current[i].variable.shape, current[j].variable.shape])
+        let result = einsumOperation(pair, [current[i].variable, current[j].variable], path: nil)
+        for position in [i, j].sorted(by: >) { current.remove(at: position) }
+        current.append((result, resultIndices))
+    }
+    let (result, indices) = current[0]
+    if indices == expression.output { return result }
+    return einsumOperation(EinsumExpression(String(indices) + "->" + String(expression.output), shapes: [result.shape]), [result], path: nil)
+}
+
+/// One einsum as one operation on the tape (its VJP as documented on `einsum(_:_:path:)`).
+private func einsumOperation<Scalar>(_ expression: EinsumExpression, _ operands: [Variable<Scalar>],
+                                     path: ContractionPath?) -> Variable<Scalar> {
     let values = operands.map(\.value)
     let output = expression.evaluate(values, path: path)
     let needed = operands.map(\.isRecorded)

@@ -124,10 +124,58 @@ public enum FCCostFormulas {
         return ClosedFormCost(parameters: r * (i1 * o1 + i2 * o2), macsPerSample: r * Swift.min(i * o2 + i1 * o, o1 * i + i2 * o))
     }
 
+    /// STT-matrix (§1.9, [37]) with ranks [R_0 = 1, R_1, …, R_d = 1] and STP factor t on bonds 1..d−1 (t_0 = t_d = 1):
+    /// Σ_k (R_k/t_k)·I_k·(O_k/t_k)·R_{k+1} stored; Σ_{k=1}^d R_{k−1}R_k(∏_{j≤k}O_j)(∏_{j≥k}I_j)/t_{k−1} MACs (absorb
+    /// 1..d, 1-based): each linked step is the TT step ÷ t, the §1.10 rule. The activation before core k has the TT
+    /// size (the pass-through indices j of the earlier bonds complete the output modes they belong to, and bond k's
+    /// j travels with R_k), and core k adds only O_k/t output entries per row.
+    public static func semiTensorTrain(inputModes: [Int], outputModes: [Int], ranks: [Int], stpFactor t: Int) -> ClosedFormCost {
+        let d = inputModes.count
+        precondition(d >= 2 && ranks.count == d + 1, "FCCostFormulas.semiTensorTrain: \(ranks.count) ranks for \(inputModes.count) modes (need d ≥ 2 and R_0..R_d)")
+        let tk = (0...d).map { $0 >= 1 && $0 < d ? t : 1 }
+        var params = 0, macs = 0
+        for k in 0..<d {
+            params += ranks[k] / tk[k] * inputModes[k] * (outputModes[k] / tk[k]) * ranks[k + 1]
+            macs += ranks[k] * ranks[k + 1] * product(outputModes[..<k]) * (outputModes[k] / tk[k]) * product(inputModes[k...])
+        }
+        return ClosedFormCost(parameters: params, macsPerSample: macs)
+    }
+
+    /// STR-matrix (§1.9, [37]) with ranks [R_1, …, R_d] (R_{d+1} = R_1), every bond linked by the STP factor t:
+    /// Σ_k (R_k/t)·I_k·(O_k/t)·R_{k+1} stored; R_1R_2·O_1·I/t² + Σ_{k=2}^{d−1} R_1R_kR_{k+1}(∏_{j≤k}O_j)(∏_{j≥k}I_j)/t³
+    /// + R_1R_d·O·I_d/t² MACs (absorb 1..d, 1-based).
+    ///
+    /// **Where this differs from the §1.10 rule** ("per STP-linked core: TR step ÷ t"): that rule holds for a
+    /// link inside a chain, but in the ring the closing bond is linked too. Its rank index enters the activation at
+    /// the first core as R_1/t (the small core's bond), and its pass-through index j ∈ [t] belongs to output mode 1
+    /// yet is carried by the last core, so until the last step the activation holds O_1/t instead of O_1 entries of
+    /// that mode. Every activation is therefore the TR one ÷ t², the first and last steps cost the TR step ÷ t²,
+    /// and the middle steps (which also add O_k/t instead of O_k) the TR step ÷ t³. The counter prices exactly
+    /// this; the tests check the formula against it on a grid.
+    public static func semiTensorRing(inputModes: [Int], outputModes: [Int], ranks: [Int], stpFactor t: Int) -> ClosedFormCost {
+        let d = inputModes.count
+        precondition(d >= 2 && ranks.count == d, "FCCostFormulas.semiTensorRing: needs d ≥ 2 modes and d ranks, got \(inputModes) and \(ranks)")
+        var params = 0
+        for k in 0..<d { params += ranks[k] / t * inputModes[k] * (outputModes[k] / t) * ranks[(k + 1) % d] }
+        let inputs = product(inputModes[...]), outputs = product(outputModes[...])
+        let closing = ranks[0] / t
+        var macs = closing * ranks[1] * (outputModes[0] / t) * inputs + closing * (ranks[d - 1] / t) * outputs * inputModes[d - 1]
+        if d > 2 {
+            for k in 1..<(d - 1) {
+                macs += closing * (ranks[k] / t) * ranks[k + 1] * product(outputModes[..<k]) * (outputModes[k] / t) * product(inputModes[k...])
+            }
+        }
+        return ClosedFormCost(parameters: params, macsPerSample: macs)
+    }
+
     /// The uniform rows of the §1.10 table (I_k = m, O_k = n, rank R, d modes, N_b blocks) for the formats that
     /// have one: `cp`, `tensorTrain` (d ≥ 2), `tensorRing` (d ≥ 2), `blockTerm`, `svd` (I = m^d, O = n^d); nil for
-    /// the others (Tucker and HT have no uniform row of this form; KPD has d = 2 with its own row).
-    public static func uniformTable(_ format: FactorizedFormat, m: Int, n: Int, d: Int, rank r: Int, blocks: Int = 1) -> ClosedFormCost? {
+    /// the others (Tucker and HT have no uniform row of this form; KPD has d = 2 with its own row). `semiTensorTrain`
+    /// and `semiTensorRing` (d ≥ 2, t dividing R and n) use `stpFactor`: STT stores mnR + (d−2)R²mn/t² + Rmn/t² and
+    /// costs R·n·m^d + R·n^d·m/t + (R²/t)·Σ_{k=2}^{d−1} n^k m^{d−k+1}; STR stores dR²mn/t² and costs
+    /// (R²/t²)(n·m^d + n^d·m) + (R³/t³)·Σ_{k=2}^{d−1} n^k m^{d−k+1} (see `semiTensorRing` for the t² and t³).
+    public static func uniformTable(_ format: FactorizedFormat, m: Int, n: Int, d: Int, rank r: Int, blocks: Int = 1,
+                                    stpFactor t: Int = 1) -> ClosedFormCost? {
         func p(_ b: Int, _ e: Int) -> Int { (0..<e).reduce(1) { acc, _ in acc * b } }
         let middle = d > 2 ? (2...(d - 1)).reduce(0) { $0 + p(n, $1) * p(m, d - $1 + 1) } : 0
         switch format {
@@ -142,6 +190,12 @@ public enum FCCostFormulas {
         case .tensorRing where d >= 2:
             return ClosedFormCost(parameters: d * r * r * m * n,
                                   macsPerSample: r * r * (n * p(m, d) + p(n, d) * m) + p(r, 3) * middle)
+        case .semiTensorTrain where d >= 2:
+            return ClosedFormCost(parameters: m * n * r + (d - 2) * r * r * m * n / (t * t) + r * m * n / (t * t),
+                                  macsPerSample: r * n * p(m, d) + r * p(n, d) * m / t + r * r * middle / t)
+        case .semiTensorRing where d >= 2:
+            return ClosedFormCost(parameters: d * r * r * m * n / (t * t),
+                                  macsPerSample: r * r * (n * p(m, d) + p(n, d) * m) / (t * t) + p(r, 3) * middle / (t * t * t))
         case .blockTerm:
             return ClosedFormCost(parameters: blocks * (d * m * n * r + p(r, d)),
                                   macsPerSample: blocks * ((1...d).reduce(0) { $0 + p(r, $1) * p(n, $1) * p(m, d - $1 + 1) } + p(r, d) * p(n, d)))

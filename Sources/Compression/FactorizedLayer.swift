@@ -1,4 +1,5 @@
 import Autodiff
+import Foundation
 import NeuralNetworks
 import TensorCore
 
@@ -9,9 +10,16 @@ public enum ExecutionMode: Sendable, Equatable, CaseIterable {
     case factorized
     /// Rebuild the dense weight from the cores once per forward pass (weight-side MACs), then one GEMM (B·I·O).
     case reconstructed
-    /// Whichever of the two has fewer exact multiply-adds at the actual batch size (ties go to `reconstructed`,
-    /// a single large GEMM).
+    /// The faster of the two at the actual batch size: decided by the exact multiply-add counts when one mode
+    /// needs far fewer (`ExecutionMode.measuredBand`), else by timing one forward + backward pass of each on the
+    /// first input of that batch size, cached per batch size. Equal MACs do not mean equal time: a factorized path
+    /// runs small GEMMs with short inner dimensions and permutes between them, a rebuilt weight one large GEMM.
     case auto
+
+    /// Counts decide `auto` when the dearer mode needs more than this factor times the MACs of the cheaper one;
+    /// within the band the modes are timed (measured on this machine: factorized paths reach 25–50% of the rate
+    /// of one large GEMM, so MACs within 4× of each other do not settle which is faster).
+    public static let measuredBand = 8
 }
 
 /// The exact multiply-add count of one forward pass, split by METHODS §0.3 Rule C3.
@@ -60,6 +68,14 @@ public final class ContractionPlanCache {
 
     /// The batch sizes with a cached forward path.
     public var cachedBatchSizes: [Int] { forward.keys.sorted() }
+
+    private var measured: [Int: ExecutionMode] = [:]
+
+    /// The mode `auto` measured as faster for `batch`, if it was measured.
+    public func measuredMode(batch: Int) -> ExecutionMode? { measured[batch] }
+
+    /// Records the mode `auto` uses for `batch`.
+    public func setMeasuredMode(_ mode: ExecutionMode, batch: Int) { measured[batch] = mode }
 }
 
 /// A layer whose weight W ∈ ℝ^{I×O} (y = x·W + b, METHODS §0.2) is a small tensor network of cores.
@@ -122,14 +138,48 @@ extension FactorizedLayer {
             return ExecutionCost(mode: .reconstructed, activationSide: batch * inputFeatures * outputFeatures,
                                  weightSide: weightPath().multiplyAdds)
         case .auto:
+            if let measured = planCache.measuredMode(batch: batch) { return cost(batch: batch, mode: measured) }
             let factorized = cost(batch: batch, mode: .factorized)
             let reconstructed = cost(batch: batch, mode: .reconstructed)
             return factorized.total < reconstructed.total ? factorized : reconstructed
         }
     }
 
-    /// The mode a forward pass on `batch` rows runs in (`executionMode`, with `auto` resolved by exact counts).
+    /// The mode a forward pass on `batch` rows runs in: `executionMode`, with `auto` resolved by the measured
+    /// choice for this batch size when there is one, else by exact counts.
     public func resolvedMode(batch: Int) -> ExecutionMode { cost(batch: batch, mode: executionMode).mode }
+
+    /// `auto`'s choice for a batch of `x`'s rows (see `ExecutionMode.auto`): the cached choice, else the counts when
+    /// they differ by more than `ExecutionMode.measuredBand`, else the faster of the two modes over two timed
+    /// forward + backward passes each (after one untimed pass each), on private variables (the parameters and
+    /// their gradients are not touched). The result is cached per batch size.
+    public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?) -> ExecutionMode {
+        let rows = x.scalarCount / inputFeatures
+        if let measured = planCache.measuredMode(batch: rows) { return measured }
+        let factorized = cost(batch: rows, mode: .factorized).total, reconstructed = cost(batch: rows, mode: .reconstructed).total
+        let counted: ExecutionMode = factorized < reconstructed ? .factorized : .reconstructed
+        guard Swift.max(factorized, reconstructed) <= ExecutionMode.measuredBand * Swift.max(1, Swift.min(factorized, reconstructed)) else {
+            planCache.setMeasuredMode(counted, batch: rows)
+            return counted
+        }
+        let constant = Variable(constant: x.reshaped([rows, inputFeatures]))
+        func seconds(_ mode: ExecutionMode) -> Double {
+            let tape = Tape<Scalar>()
+            let start = DispatchTime.now().uptimeNanoseconds
+            let y = apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode)
+            tape.gradients(of: y)
+            return Double(DispatchTime.now().uptimeNanoseconds - start)
+        }
+        _ = seconds(.factorized)
+        _ = seconds(.reconstructed)
+        var best: [ExecutionMode: Double] = [:]
+        for _ in 0..<2 {
+            for mode in [ExecutionMode.factorized, .reconstructed] { best[mode] = Swift.min(best[mode] ?? .infinity, seconds(mode)) }
+        }
+        let faster: ExecutionMode = best[.factorized]! < best[.reconstructed]! ? .factorized : .reconstructed
+        planCache.setMeasuredMode(faster, batch: rows)
+        return faster
+    }
 
     /// Exact multiply-adds of one forward pass on `batch` rows in the layer's execution mode.
     public func macs(batch: Int) -> Int { cost(batch: batch, mode: executionMode).total }
@@ -173,7 +223,8 @@ extension FactorizedLayer {
         guard rows > 0 else {
             return Variable(constant: Tensor.zeros(leading + [outputFeatures]))
         }
-        let resolved = mode == .auto ? cost(batch: rows, mode: .auto).mode : mode
+        let resolved = mode == .auto
+            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value) : mode
         var y: Variable<Scalar>
         switch resolved {
         case .reconstructed, .auto:
@@ -183,7 +234,7 @@ extension FactorizedLayer {
             let x = input.reshaped([rows] + network.inputModes)
             y = einsum(network.forwardExpression(batch: rows), [x] + coreVariables, path: forwardPath(batch: rows))
                 .reshaped([rows, outputFeatures])
-            if let biasVariable { y = y + biasVariable }
+            if let biasVariable { y = addingRowBias(y, biasVariable) }
         }
         return y.reshaped(leading + [outputFeatures])
     }
@@ -198,5 +249,38 @@ extension FactorizedLayer {
     public func visitParameters(prefix: String, _ visitor: (String, Parameter<Scalar>) -> Void) {
         for (k, core) in cores.enumerated() { visitor(prefix + "cores.\(k)", core) }
         if let bias { visitor(prefix + "bias", bias) }
+    }
+}
+
+/// y + b for y ∈ ℝ^{B×O} and b ∈ ℝ^O added to every row, as one differentiable operation: one pass forward, and
+/// backward ∂y = G, ∂b = Σ_rows G (row by row, so both loops vectorize). The general broadcasting add costs
+/// several times more here, enough to show in a factorized layer's step.
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func addingRowBias<Scalar: TensorScalar>(_ y: Variable<Scalar>, _ b: Variable<Scalar>) -> Variable<Scalar> {
+    let (value, bias) = (y.value, b.value)
+    precondition(value.rank == 2 && bias.shape == [value.shape[1]], "addingRowBias: \(value.shape) and bias \(bias.shape)")
+    let (rows, columns) = (value.shape[0], value.shape[1])
+    let sum = Tensor<Scalar>(shape: value.shape) { out in
+        value.withUnsafeBufferPointer { v in bias.withUnsafeBufferPointer { c in
+            for r in 0..<rows {
+                let row = r * columns
+                for j in 0..<columns { out[row + j] = v[row + j] + c[j] }
+            }
+        } }
+    }
+    let needBias = b.isRecorded
+    return recordOperation(sum, inputs: [y, b]) { g in
+        guard needBias else { return [g, nil] }
+        let gradient = Tensor<Scalar>(shape: [columns]) { out in
+            out.initialize(repeating: 0)
+            g.withUnsafeBufferPointer { gp in
+                for r in 0..<rows {
+                    let row = r * columns
+                    for j in 0..<columns { out[j] += gp[row + j] }
+                }
+            }
+        }
+        return [g, gradient]
     }
 }

@@ -9,8 +9,10 @@ extension FactorizedLinear {
     /// W ∈ ℝ^{I×O} is reshaped to 𝒲 ∈ ℝ^{I_1×⋯×I_d×O_1×⋯×O_d} (METHODS §0.2). Formats with paired modes (CP, TT,
     /// TR, HT, BTD) decompose the paired tensor of modes I_kO_k; Tucker decomposes 𝒲 itself (2d modes); SVD and
     /// KPD decompose W. Algorithms: truncated SVD (§1.1), CP-ALS [68] (λ folded into the factors as |λ|^{1/d}),
-    /// HOOI (§1.3), TT-SVD [33], TR-SVD for ε and TR-ALS for ranks or ratios [34], HSVD [32], BTD-ALS [35], and the
-    /// nearest Kronecker product (§1.8). The converted layer's output differs from the dense one's by x·(W − Ŵ),
+    /// HOOI (§1.3), TT-SVD [33], TR-SVD for ε and TR-ALS for ranks or ratios [34], HSVD [32], BTD-ALS [35], the
+    /// nearest Kronecker product (§1.8), and STT/STR-ALS [37] (§1.9) on the paired tensor, whose small cores
+    /// (R_k/t)×(I_kO_k/t)×R_{k+1} are the layer's cores reshaped (the pass-through sub-index is the minor part of
+    /// O_k, as the paired mode index i_k·O_k + o_k = (i_k·O_k/t + o'_k)·t + j requires). The converted layer's output differs from the dense one's by x·(W − Ŵ),
     /// so its relative error is bounded by the decomposition's ‖W − Ŵ‖_F/‖W‖_F times ‖x‖‖W‖/‖xW‖; at full ranks
     /// it is exact up to rounding.
     ///
@@ -20,14 +22,15 @@ extension FactorizedLinear {
     ///   - target: ranks (meaning as on `FactorizedFormat`), ε or a compression ratio, as the decomposition of the
     ///     format accepts them (CP and BTD reject ε: ALS has no guarantee).
     ///   - blocks: N_b for `blockTerm`.
+    ///   - stpFactor: t for `semiTensorTrain` and `semiTensorRing` (ranks and ratios only: their ALS rejects ε).
     ///   - cpOptions: CP-ALS settings for `cp` (the defaults stop at a fit change of 1e-8; lower `tolerance` to fit
     ///     an exactly CP weight to rounding).
     /// - Throws: `CompressionError` when the modes do not multiply to I and O (the message proposes a
     ///   factorization) or the format does not apply; `DecompositionError` from the decomposition.
     public static func converting(_ weight: Tensor<Scalar>, bias: Tensor<Scalar>? = nil, format: FactorizedFormat,
                                   inputModes: [Int], outputModes: [Int], target: RankTarget<Scalar>, blocks: Int = 1,
-                                  cpOptions: CPALSOptions<Scalar> = CPALSOptions(), executionMode: ExecutionMode = .auto,
-                                  name: String? = nil) throws -> FactorizedLinear {
+                                  stpFactor: Int = 2, cpOptions: CPALSOptions<Scalar> = CPALSOptions(),
+                                  executionMode: ExecutionMode = .auto, name: String? = nil) throws -> FactorizedLinear {
         let name = name ?? defaultName(format, inputModes, outputModes)
         guard weight.rank == 2 else {
             throw CompressionError.invalidModes(layer: name, problem: "expected an I×O weight, got shape \(weight.shape)")
@@ -39,8 +42,16 @@ extension FactorizedLinear {
             throw CompressionError.invalidModes(layer: name, problem:
                 "modes \(inputModes) → \(outputModes) multiply to \(inputModes.reduce(1, *)) → \(outputModes.reduce(1, *)), but the weight is \(inputs)×\(outputs); use for example \(balancedFactorization(of: inputs, into: d)) → \(balancedFactorization(of: outputs, into: d))")
         }
-        if format == .kronecker && modesIn.count != 2 || (format == .tensorRing || format == .hierarchicalTucker || format == .cp) && modesIn.count < 2 {
+        if format == .kronecker && modesIn.count != 2
+            || [.tensorRing, .hierarchicalTucker, .cp, .semiTensorTrain, .semiTensorRing].contains(format) && modesIn.count < 2 {
             _ = try network(format: format, inputModes: modesIn, outputModes: modesOut, ranks: [1], blocks: 1, layer: name)
+        }
+        if format.usesSemiTensorProduct {
+            // The output modes must take the pass-through index (the ranks are checked by the decomposition).
+            let ring = format == .semiTensorRing
+            let linked = (0...modesIn.count).map { k in stpFactor > 1 && (ring || (k >= 1 && k < modesIn.count)) }
+            try checkSemiTensorProduct(format, t: stpFactor, ranks: [Int](repeating: stpFactor, count: modesIn.count + 1),
+                                       outputModes: modesOut, linked: linked, layer: name)
         }
         let d = modesIn.count
         let cores: [Tensor<Scalar>]
@@ -83,6 +94,12 @@ extension FactorizedLinear {
                     btd.factors[b][k].reshaped([1, modesIn[k], modesOut[k], btd.factors[b][k].shape[1]])
                 }, axis: 0)
             } + [Tensor.concatenate(btd.cores.map { $0.reshaped([1] + $0.shape) }, axis: 0)]
+        case .semiTensorTrain:
+            let stt = try SemiTensorTrain.decompose(paired(weight, modesIn, modesOut), stpFactor: stpFactor, target: target).decomposition
+            cores = semiTensorCores(stt.cores, t: stpFactor, ring: false, modesIn, modesOut)
+        case .semiTensorRing:
+            let str = try SemiTensorRing.decompose(paired(weight, modesIn, modesOut), stpFactor: stpFactor, target: target).decomposition
+            cores = semiTensorCores(str.cores, t: stpFactor, ring: true, modesIn, modesOut)
         }
         return try FactorizedLinear(format: format, inputModes: modesIn, outputModes: modesOut, cores: cores, bias: bias,
                                     executionMode: executionMode, name: name)
@@ -92,12 +109,24 @@ extension FactorizedLinear {
     ///
     /// - Throws: as `converting(_:bias:format:inputModes:outputModes:target:blocks:cpOptions:executionMode:name:)`.
     public static func converting(_ layer: Linear<Scalar>, format: FactorizedFormat, inputModes: [Int],
-                                  outputModes: [Int], target: RankTarget<Scalar>, blocks: Int = 1,
+                                  outputModes: [Int], target: RankTarget<Scalar>, blocks: Int = 1, stpFactor: Int = 2,
                                   cpOptions: CPALSOptions<Scalar> = CPALSOptions(), executionMode: ExecutionMode = .auto,
                                   name: String? = nil) throws -> FactorizedLinear {
         try converting(layer.weight.value, bias: layer.bias?.value, format: format, inputModes: inputModes,
-                       outputModes: outputModes, target: target, blocks: blocks, cpOptions: cpOptions,
+                       outputModes: outputModes, target: target, blocks: blocks, stpFactor: stpFactor, cpOptions: cpOptions,
                        executionMode: executionMode, name: name)
+    }
+}
+
+/// The layer cores of an STT/STR decomposition of the paired weight: stored core k, (R_k/t_k)×(I_kO_k/t_k)×R_{k+1},
+/// becomes (R_k/t_k)×I_k×(O_k/t_k)×(R_{k+1}/t_{k+1})×t_{k+1} (t_k = t on linked bonds, else 1).
+private func semiTensorCores<Scalar>(_ cores: [Tensor<Scalar>], t: Int, ring: Bool, _ inputModes: [Int],
+                                     _ outputModes: [Int]) -> [Tensor<Scalar>] {
+    let d = cores.count
+    let tk = (0...d).map { k in ring || (k >= 1 && k < d) ? t : 1 }
+    return cores.enumerated().map { k, core in
+        let right = core.shape[2]
+        return core.reshaped([core.shape[0], inputModes[k], outputModes[k] / tk[k], right / tk[k + 1], tk[k + 1]])
     }
 }
 

@@ -50,8 +50,8 @@ extension FactorizedLinear {
         switch format {
         case .svd, .cp, .kronecker: return 1
         case .tucker: return 2 * d
-        case .tensorTrain: return d - 1
-        case .tensorRing, .blockTerm: return d
+        case .tensorTrain, .semiTensorTrain: return d - 1
+        case .tensorRing, .blockTerm, .semiTensorRing: return d
         case .hierarchicalTucker: return 2 * d - 2
         }
     }
@@ -61,13 +61,14 @@ extension FactorizedLinear {
     /// - Throws: `CompressionError` for a rank list of the wrong length or with a rank below 1, or a format that
     ///   needs another number of modes.
     static func network(format: FactorizedFormat, inputModes: [Int], outputModes: [Int], ranks given: [Int], blocks: Int,
-                        layer: String) throws -> (TensorNetwork, [Int]) {
+                        stpFactor: Int = 1, layer: String) throws -> (TensorNetwork, [Int]) {
         let d = inputModes.count
         switch format {
         case .kronecker where d != 2:
             throw CompressionError.unsupportedFormat(layer: layer, problem:
                 "KPD (a sum of Kronecker products A_r ⊗ B_r) needs exactly 2 modes, got \(inputModes) → \(outputModes); use \(balancedFactorization(of: inputModes.reduce(1, *), into: 2)) → \(balancedFactorization(of: outputModes.reduce(1, *), into: 2))")
-        case .tensorRing where d < 2, .hierarchicalTucker where d < 2, .cp where d < 2:
+        case .tensorRing where d < 2, .hierarchicalTucker where d < 2, .cp where d < 2, .semiTensorTrain where d < 2,
+             .semiTensorRing where d < 2:
             throw CompressionError.unsupportedFormat(layer: layer, problem:
                 "\(format) needs at least 2 modes, got \(inputModes) → \(outputModes); use \(balancedFactorization(of: inputModes.reduce(1, *), into: 2)) → \(balancedFactorization(of: outputModes.reduce(1, *), into: 2))")
         default: break
@@ -86,6 +87,7 @@ extension FactorizedLinear {
         var pool = LetterPool()
         let batch = try pool.next(layer)
         let i = try pool.next(d, layer), o = try pool.next(d, layer)
+        var outputLetters = o, outputSizes = outputModes
         var letters: [[Character]] = [], shapes: [[Int]] = []
         var schedule: [Int] = []
         switch format {
@@ -166,18 +168,65 @@ extension FactorizedLinear {
             }
             letters.append([n] + r)
             shapes.append([blocks] + ranks)
+        case .semiTensorTrain, .semiTensorRing:
+            let ring = format == .semiTensorRing
+            let t = stpFactor
+            // Bond k sits left of core k (bond d = bond 0 for the ring); R_0 = R_d = 1 for the train.
+            let full = ring ? ranks + [ranks[0]] : [1] + ranks + [1]
+            let linked = (0...d).map { k in t > 1 && (ring || (k >= 1 && k < d)) }
+            try checkSemiTensorProduct(format, t: t, ranks: full, outputModes: outputModes, linked: linked, layer: layer)
+            let tk = linked.map { $0 ? t : 1 }
+            let bond = try pool.next(d + 1, layer), pass = try pool.next(d + 1, layer)
+            // The ring closes on bond 0: core d−1's right bond letters are bond 0's.
+            let right = { (k: Int) in ring && k == d - 1 ? 0 : k + 1 }
+            outputLetters = []
+            outputSizes = []
+            for k in 0..<d {
+                let r = right(k)
+                letters.append([bond[k], i[k], o[k], bond[r], pass[r]])
+                shapes.append([full[k] / tk[k], inputModes[k], outputModes[k] / tk[k], full[k + 1] / tk[k + 1], tk[k + 1]])
+                outputLetters.append(o[k])
+                outputSizes.append(outputModes[k] / tk[k])
+                if linked[k] {
+                    // The STP's pass-through index: carried by the previous core, it completes output mode k.
+                    outputLetters.append(pass[k])
+                    outputSizes.append(t)
+                }
+            }
         }
         if schedule.isEmpty { schedule = Array(0...letters.count) }
-        let network = TensorNetwork(inputModes: inputModes, outputModes: outputModes, batchLetter: batch,
-                                    inputLetters: i, outputLetters: o, coreLetters: letters, coreShapes: shapes)
+        let network = TensorNetwork(inputModes: inputModes, outputModes: outputSizes, batchLetter: batch,
+                                    inputLetters: i, outputLetters: outputLetters, coreLetters: letters, coreShapes: shapes)
         return (network, schedule)
+    }
+
+    /// Throws unless t ≥ 1 divides every linked rank and the output mode of every linked bond (bond k links core
+    /// k−1 to core k and completes output mode k), proposing a valid t or rank.
+    static func checkSemiTensorProduct(_ format: FactorizedFormat, t: Int, ranks full: [Int], outputModes: [Int],
+                                       linked: [Bool], layer: String) throws {
+        guard t >= 1 else {
+            throw CompressionError.invalidRanks(layer: layer, problem: "the STP factor t must be ≥ 1, got \(t)")
+        }
+        let d = outputModes.count
+        let linkedModes = (0..<d).filter { linked[$0] }.map { outputModes[$0] }
+        for k in 0..<d where linked[k] && outputModes[k] % t != 0 {
+            let common = linkedModes.reduce(0) { greatestCommonDivisor($0, $1) }
+            let choices = (1...Swift.max(common, 1)).filter { common % $0 == 0 }
+            throw CompressionError.invalidModes(layer: layer, problem:
+                "\(format) puts the STP factor t = \(t) on output mode \(k) of \(outputModes), but \(outputModes[k]) is not a multiple of \(t); choose t among \(choices) or output modes that are multiples of \(t)")
+        }
+        for k in 0..<d where linked[k] && full[k] % t != 0 {
+            let lower = full[k] / t * t
+            throw CompressionError.invalidRanks(layer: layer, problem:
+                "\(format) rank R_\(k) = \(full[k]) must be a multiple of the STP factor t = \(t); use \(lower >= t ? "\(lower) or \(lower + t)" : "\(t)")")
+        }
     }
 
     /// The ranks (and block count) that given core values imply for `format` with d modes.
     ///
     /// - Throws: `CompressionError.invalidRanks` when the number of cores or their orders do not fit the format.
     static func ranks(of format: FactorizedFormat, cores: [Tensor<Scalar>], modeCount d: Int,
-                      layer: String) throws -> (ranks: [Int], blocks: Int) {
+                      layer: String) throws -> (ranks: [Int], blocks: Int, stpFactor: Int) {
         let orders: [Int]
         switch format {
         case .svd: orders = [2, 2]
@@ -187,18 +236,24 @@ extension FactorizedLinear {
         case .tensorTrain, .tensorRing: orders = [Int](repeating: 4, count: d)
         case .hierarchicalTucker: orders = [Int](repeating: 3, count: d) + [Int](repeating: 3, count: Swift.max(d - 1, 0))
         case .blockTerm: orders = [Int](repeating: 4, count: d) + [d + 1]
+        case .semiTensorTrain, .semiTensorRing: orders = [Int](repeating: 5, count: d)
         }
         guard cores.map(\.rank) == orders else {
             throw CompressionError.invalidRanks(layer: layer, problem:
                 "\(format) with \(d) modes takes \(orders.count) cores of orders \(orders), got shapes \(cores.map(\.shape))")
         }
         switch format {
-        case .svd: return ([cores[0].shape[1]], 1)
-        case .cp: return ([cores[0].shape[2]], 1)
-        case .kronecker: return ([cores[0].shape[0]], 1)
-        case .tucker: return (cores[d].shape, 1)
-        case .tensorTrain: return (cores.dropLast().map { $0.shape[3] }, 1)
-        case .tensorRing: return (cores.map { $0.shape[0] }, 1)
+        case .svd: return ([cores[0].shape[1]], 1, 1)
+        case .cp: return ([cores[0].shape[2]], 1, 1)
+        case .kronecker: return ([cores[0].shape[0]], 1, 1)
+        case .tucker: return (cores[d].shape, 1, 1)
+        case .tensorTrain: return (cores.dropLast().map { $0.shape[3] }, 1, 1)
+        case .tensorRing: return (cores.map { $0.shape[0] }, 1, 1)
+        case .semiTensorTrain, .semiTensorRing:
+            // Core k ends in (R_{k+1}/t_{k+1}, t_{k+1}); core 0's right bond is linked whenever d ≥ 2.
+            let t = d >= 2 ? cores[0].shape[4] : 1
+            let right = cores.map { $0.shape[3] * $0.shape[4] }
+            return (format == .semiTensorTrain ? Array(right.dropLast()) : [right[d - 1]] + right.dropLast(), 1, t)
         case .hierarchicalTucker:
             var ranks: [Int] = []
             var interior = 0
@@ -208,8 +263,11 @@ extension FactorizedLinear {
                     interior += 1
                 }
             }
-            return (ranks, 1)
-        case .blockTerm: return ((0..<d).map { cores[$0].shape[3] }, cores[d].shape[0])
+            return (ranks, 1, 1)
+        case .blockTerm: return ((0..<d).map { cores[$0].shape[3] }, cores[d].shape[0], 1)
         }
     }
 }
+
+/// The greatest common divisor (gcd(0, n) = n).
+private func greatestCommonDivisor(_ a: Int, _ b: Int) -> Int { b == 0 ? a : greatestCommonDivisor(b, a % b) }

@@ -22,8 +22,47 @@ import TensorCore
 /// * `blockTerm` (§1.4, BT-layer [39]): d block ranks [R_1..R_d] with `blocks` N_b; cores
 ///   A^{(k)} ∈ ℝ^{N_b×I_k×O_k×R_k} (the blocks stacked), then the block cores ℝ^{N_b×R_1×⋯×R_d}.
 /// * `kronecker` (§1.8, KPD [50]): [R]; d = 2, cores A ∈ ℝ^{R×I_1×O_1}, B ∈ ℝ^{R×I_2×O_2}, W = Σ_r A_r ⊗ B_r.
+/// * `semiTensorTrain` (§1.9, STT [37]) and `semiTensorRing` (STR [37]) with STP factor t: the ranks of
+///   `tensorTrain` (d−1 inner ranks) and `tensorRing` (d ranks). A bond k is *linked* (STT: k = 1..d−1; STR: every
+///   bond, the ring-closing one included) when it uses the semi-tensor product; its rank R_k and the output mode
+///   O_k must then be multiples of t. Core k is stored as ℝ^{(R_k/t_k)×I_k×(O_k/t_k)×(R_{k+1}/t_{k+1})×t_{k+1}}
+///   (t_k = t on linked bonds, else 1; the last STT core ends in 1×1): the right bond is split into a part
+///   contracted with core k+1 and the STP's pass-through index j ∈ [t], which goes straight to the output mode
+///   O_{k+1} = (O_{k+1}/t, t) — the Kronecker-with-identity 𝒢^eff[(α,j),i,(o,j'),r] = δ_{jj'}·𝒢[α,i,o,r] of
+///   METHODS §1.9 as a shared letter, so no identity is ever formed. Storage Σ_k (R_k/t_k)·I_k·(O_k/t_k)·R_{k+1}:
+///   the TT/TR core ÷ t² on linked cores. Needs d ≥ 2.
 public enum FactorizedFormat: String, Sendable, Equatable, CaseIterable {
-    case svd, cp, tucker, tensorTrain, tensorRing, hierarchicalTucker, blockTerm, kronecker
+    case svd, cp, tucker, tensorTrain, tensorRing, hierarchicalTucker, blockTerm, kronecker, semiTensorTrain, semiTensorRing
+
+    /// The format named by `name`: a case name or a short name (svd, cp, tucker, tt, tr, ht, btd, kpd, stt, str),
+    /// case-insensitive.
+    public init?(name: String) {
+        let short: [String: FactorizedFormat] = ["tt": .tensorTrain, "tr": .tensorRing, "ht": .hierarchicalTucker,
+                                                 "btd": .blockTerm, "kpd": .kronecker, "stt": .semiTensorTrain,
+                                                 "str": .semiTensorRing]
+        let key = name.lowercased()
+        guard let format = short[key] ?? FactorizedFormat.allCases.first(where: { $0.rawValue.lowercased() == key }) else {
+            return nil
+        }
+        self = format
+    }
+
+    /// The short name (tt, tr, stt, …; the case name for svd, cp, tucker).
+    public var shortName: String {
+        switch self {
+        case .tensorTrain: return "tt"
+        case .tensorRing: return "tr"
+        case .hierarchicalTucker: return "ht"
+        case .blockTerm: return "btd"
+        case .kronecker: return "kpd"
+        case .semiTensorTrain: return "stt"
+        case .semiTensorRing: return "str"
+        default: return rawValue
+        }
+    }
+
+    /// Whether the format links cores by the semi-tensor product (takes an STP factor t).
+    public var usesSemiTensorProduct: Bool { self == .semiTensorTrain || self == .semiTensorRing }
 }
 
 /// How a pre-set factorized layer draws its cores (METHODS §2.2).
@@ -53,6 +92,8 @@ public enum FactorInitialization: Sendable, Equatable {
 public final class FactorizedLinear<Scalar: TensorScalar>: FactorizedLayer {
     /// The format.
     public let format: FactorizedFormat
+    /// The STP factor t of `semiTensorTrain` and `semiTensorRing` (1 for the other formats).
+    public let stpFactor: Int
     /// The wiring.
     public let network: TensorNetwork
     /// The cores, in the order documented on `FactorizedFormat`.
@@ -77,9 +118,9 @@ public final class FactorizedLinear<Scalar: TensorScalar>: FactorizedLayer {
                 name: String? = nil) throws {
         let name = name ?? FactorizedLinear.defaultName(format, inputModes, outputModes)
         let (inputModes, outputModes) = try FactorizedLinear.normalizedModes(format, inputModes, outputModes, layer: name)
-        let (ranks, blocks) = try FactorizedLinear.ranks(of: format, cores: coreValues, modeCount: inputModes.count, layer: name)
+        let (ranks, blocks, t) = try FactorizedLinear.ranks(of: format, cores: coreValues, modeCount: inputModes.count, layer: name)
         let (network, schedule) = try FactorizedLinear.network(format: format, inputModes: inputModes, outputModes: outputModes,
-                                                               ranks: ranks, blocks: blocks, layer: name)
+                                                               ranks: ranks, blocks: blocks, stpFactor: t, layer: name)
         guard coreValues.map(\.shape) == network.coreShapes else {
             throw CompressionError.invalidRanks(layer: name, problem:
                 "core shapes \(coreValues.map(\.shape)) do not fit the \(format) wiring, which expects \(network.coreShapes)")
@@ -88,6 +129,7 @@ public final class FactorizedLinear<Scalar: TensorScalar>: FactorizedLayer {
             throw CompressionError.invalidModes(layer: name, problem: "bias \(bias.shape) does not match \(network.outputFeatures) outputs")
         }
         self.format = format
+        self.stpFactor = t
         self.network = network
         self.cores = coreValues.map { Parameter($0) }
         self.bias = bias.map { Parameter($0) }
@@ -108,16 +150,17 @@ public final class FactorizedLinear<Scalar: TensorScalar>: FactorizedLayer {
     ///   - inputModes, outputModes: factorizations of I and O with the same number of factors (pad with 1s).
     ///   - ranks: as documented on `FactorizedFormat` (one value = every rank).
     ///   - blocks: N_b for `blockTerm`.
+    ///   - stpFactor: t for `semiTensorTrain` and `semiTensorRing` (ignored by the other formats).
     /// - Throws: `CompressionError` for modes that do not fit, ranks of the wrong count or below 1, or a format
     ///   that does not apply (the message proposes a valid setting).
     public convenience init(inputModes: [Int], outputModes: [Int], format: FactorizedFormat, ranks: [Int],
-                            blocks: Int = 1, bias: Bool = true, initialization: FactorInitialization = .kaiming,
+                            blocks: Int = 1, stpFactor: Int = 2, bias: Bool = true, initialization: FactorInitialization = .kaiming,
                             calibrated: Bool = true, executionMode: ExecutionMode = .auto, name: String? = nil,
                             generator: inout SeededGenerator) throws {
         let name = name ?? FactorizedLinear.defaultName(format, inputModes, outputModes)
         let (inputModes, outputModes) = try FactorizedLinear.normalizedModes(format, inputModes, outputModes, layer: name)
         let (network, _) = try FactorizedLinear.network(format: format, inputModes: inputModes, outputModes: outputModes,
-                                                        ranks: ranks, blocks: blocks, layer: name)
+                                                        ranks: ranks, blocks: blocks, stpFactor: stpFactor, layer: name)
         let v = initialization.targetVariance(inputFeatures: network.inputFeatures, outputFeatures: network.outputFeatures)
         guard v > 0, v.isFinite else {
             throw CompressionError.invalidRanks(layer: name, problem: "the target weight variance must be positive and finite, got \(v)")

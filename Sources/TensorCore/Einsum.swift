@@ -119,13 +119,16 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
             let keep = indicesNeeded(excludingOperand: k)
             current.append(EinsumKernels.reduce(operand, indices: inputs[k], keeping: keep))
         }
-        // Pairwise contractions.
-        for (i, j) in pairs {
+        // Pairwise contractions; the last one lays its result out in output order when that copies less than a
+        // final permute.
+        for (step, (i, j)) in pairs.enumerated() {
             precondition(i != j && current.indices.contains(i) && current.indices.contains(j),
                          "einsum \"\(spec)\": path step (\(i), \(j)) is invalid for \(current.count) remaining operands")
             let keep = neededIndices(current.map(\.indices), excluding: i, j)
-            let plan = planPair(current[i].indices, current[j].indices, keep: keep)
-            let result = EinsumKernels.contract(current[i].tensor, current[j].tensor, plan: plan, sizes: sizes)
+            let plan = planPair(current[i].indices, current[j].indices, keep: keep,
+                                preferredResult: step == pairs.count - 1 ? output : nil)
+            let (left, right) = plan.operandsSwapped ? (current[j].tensor, current[i].tensor) : (current[i].tensor, current[j].tensor)
+            let result = EinsumKernels.contract(left, right, plan: plan, sizes: sizes)
             for position in [i, j].sorted(by: >) { current.remove(at: position) }
             current.append((result, plan.resultIndices))
         }
@@ -158,6 +161,9 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
         }
         var batch: [Character], contracted: [Character], leftFree: [Character], rightFree: [Character]
         var left: Layout, right: Layout
+        /// Whether the GEMM's left operand is the step's second operand (chosen to write the result in a preferred
+        /// order without a permute).
+        var operandsSwapped = false
         /// Result indices: batch, then left-free, then right-free (the GEMM's output order).
         var resultIndices: [Character] { batch + leftFree + rightFree }
     }
@@ -170,7 +176,13 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
     /// The batch and contracted orders are taken from whichever operand saves more copying; an operand whose
     /// memory already has the needed order (ignoring size-1 dimensions), or has it with the last two groups
     /// swapped (passed to BLAS as a transpose), is not permuted.
-    func planPair(_ a: [Character], _ b: [Character], keep: Set<Character>) -> PairPlan {
+    ///
+    /// With `preferredResult` (the final output order) the plans whose result already has that order — either
+    /// operand as the GEMM's left one, free indices in the preferred order — compete with the default plan plus
+    /// the final permute it needs, by elements copied; a VJP whose gradient must come out in its operand's layout
+    /// then usually needs no permute at all.
+    func planPair(_ a: [Character], _ b: [Character], keep: Set<Character>,
+                  preferredResult: [Character]? = nil) -> PairPlan {
         let inB = Set(b), inA = Set(a)
         let shared = a.filter { inB.contains($0) }
         let leftFree = a.filter { !inB.contains($0) }
@@ -189,7 +201,38 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
         }
         let fromA = plan(sharedOrder: shared)
         let fromB = plan(sharedOrder: sharedInB)
-        return fromB.1 < fromA.1 ? fromB.0 : fromA.0
+        let standard = fromB.1 < fromA.1 ? fromB : fromA
+        guard let preferred = preferredResult else { return standard.0 }
+        func significant(_ letters: [Character]) -> [Character] { letters.filter { sizes[$0]! != 1 } }
+        var best = standard
+        if significant(standard.0.resultIndices) != significant(preferred) {
+            best.1 = EinsumKernels.saturatingAdd(best.1, count(of: standard.0.resultIndices))
+        }
+        for (left, right, swapped) in [(a, b, false), (b, a, true)] {
+            let inLeft = Set(left), inRight = Set(right)
+            let batch = preferred.filter { inLeft.contains($0) && inRight.contains($0) }
+            let leftFree = preferred.filter { inLeft.contains($0) && !inRight.contains($0) }
+            let rightFree = preferred.filter { inRight.contains($0) && !inLeft.contains($0) }
+            // The preferred order must be batch, then one operand's free indices, then the other's, and name
+            // every surviving index.
+            guard batch + leftFree + rightFree == preferred,
+                  leftFree.count + rightFree.count == left.filter({ !inRight.contains($0) }).count
+                      + right.filter({ !inLeft.contains($0) }).count,
+                  batch.count == left.filter({ inRight.contains($0) && keep.contains($0) }).count else { continue }
+            for order in [left, right] {
+                let contracted = order.filter { inLeft.contains($0) && inRight.contains($0) && !keep.contains($0) }
+                let leftLayout = layout(of: left, plain: batch + leftFree + contracted, swapped: batch + contracted + leftFree)
+                let rightLayout = layout(of: right, plain: batch + contracted + rightFree, swapped: batch + rightFree + contracted)
+                var copied = 0
+                if case .permute = leftLayout { copied += count(of: left) }
+                if case .permute = rightLayout { copied += count(of: right) }
+                if copied < best.1 {
+                    best = (PairPlan(batch: batch, contracted: contracted, leftFree: leftFree, rightFree: rightFree,
+                                     left: leftLayout, right: rightLayout, operandsSwapped: swapped), copied)
+                }
+            }
+        }
+        return best.0
     }
 
     /// `.asIs` when `indices` already has the order `plain` (or `swapped`) once size-1 dimensions are ignored,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compression
 import Foundation
 
 /// `lowrank bench …`: benchmarks that print LowRank and its reference side by side, measured in one run.
@@ -10,8 +11,9 @@ struct Bench: ParsableCommand {
         Examples:
           lowrank bench core
           lowrank bench core --json
+          lowrank bench layers
         """,
-        subcommands: [BenchCore.self, BenchTrain.self, BenchDecompositions.self]
+        subcommands: [BenchCore.self, BenchTrain.self, BenchDecompositions.self, BenchLayers.self]
     )
 }
 
@@ -28,6 +30,38 @@ struct BenchCore: ParsableCommand {
 
     func run() throws {
         try runReportingErrors { try CoreBenchmark(repeats: repeats).run(json: output.json) }
+    }
+}
+
+struct BenchLayers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "layers",
+        abstract: "Factorized layers in every format and execution mode against the dense layer (and TensorLy-Torch)."
+    )
+
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: "Timed repetitions per measurement (the median is reported).")
+    var repeats = 10
+
+    @Option(help: "Only this format (short name: tt, tr, stt, …).")
+    var format: String?
+
+    @Option(help: "Only this execution mode (auto, factorized or reconstructed).")
+    var mode: String?
+
+    @Option(help: "Python with TensorLy-Torch for the peer rows (default: .venv-peers/bin/python when present).")
+    var python: String?
+
+    func run() throws {
+        try runReportingErrors {
+            let defaultPython = ".venv-peers/bin/python"
+            let peer = python ?? (FileManager.default.isExecutableFile(atPath: defaultPython) ? defaultPython : nil)
+            let modes: [String: ExecutionMode] = ["auto": .auto, "factorized": .factorized, "reconstructed": .reconstructed]
+            if let mode, modes[mode] == nil { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode)'") }
+            try LayerBenchmark(repeats: repeats, python: peer)
+                .run(json: output.json, only: format, executionModes: mode.map { [modes[$0]!] } ?? ExecutionMode.allCases)
+        }
     }
 }
 

@@ -18,6 +18,8 @@ private func depthCases() -> [(FactorizedFormat, [Int], Int)] {
         cases.append((.tensorRing, modes, 3))
         cases.append((.hierarchicalTucker, modes, 3))
         cases.append((.blockTerm, modes, 2))
+        cases.append((.semiTensorTrain, modes, 4))
+        cases.append((.semiTensorRing, modes, 4))
     }
     cases.append((.kronecker, [8, 8], 4))
     cases.append((.svd, [64], 8))

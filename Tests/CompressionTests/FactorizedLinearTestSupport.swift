@@ -13,6 +13,8 @@ struct FormatCase: Sendable, CustomStringConvertible {
     /// Ranks for pre-set layers (meaning as on `FactorizedFormat`).
     var ranks: [Int]
     var blocks: Int = 1
+    /// The STP factor t (STT and STR only).
+    var stpFactor: Int = 2
     /// The target that reproduces any weight exactly (full ranks or ε = 0).
     var fullTarget: RankTarget<Double>
     /// Convert a weight drawn in the format at `ranks` (exactly representable) instead of a generic one.
@@ -53,6 +55,18 @@ struct FormatCase: Sendable, CustomStringConvertible {
         case .kronecker:
             return [FormatCase(format: .kronecker, inputModes: [2, 3], outputModes: [3, 2], ranks: [2], fullTarget: .ranks([6])),
                     FormatCase(format: .kronecker, inputModes: [4, 2], outputModes: [1, 5], ranks: [3], fullTarget: .ranks([4]))]
+        case .semiTensorTrain:
+            // STT/STR-ALS has no ε target and no finite "full rank" for a generic weight (the STP couples a rank
+            // sub-index with an output sub-index), so conversion is checked on weights drawn in the format.
+            return [FormatCase(format: .semiTensorTrain, inputModes: [2, 3], outputModes: [3, 2], ranks: [2], fullTarget: .ranks([2]),
+                               weightInFormat: true),
+                    FormatCase(format: .semiTensorTrain, inputModes: [2, 2, 2], outputModes: [2, 2, 4], ranks: [2, 4],
+                               fullTarget: .ranks([2, 4]), weightInFormat: true)]
+        case .semiTensorRing:
+            return [FormatCase(format: .semiTensorRing, inputModes: [2, 3], outputModes: [4, 2], ranks: [2, 2], fullTarget: .ranks([2, 2]),
+                               weightInFormat: true),
+                    FormatCase(format: .semiTensorRing, inputModes: [2, 2, 2], outputModes: [2, 2, 2], ranks: [2, 4, 2],
+                               fullTarget: .ranks([2, 4, 2]), weightInFormat: true)]
         }
     }
 
@@ -60,7 +74,8 @@ struct FormatCase: Sendable, CustomStringConvertible {
     func layer(seed: UInt64, mode: ExecutionMode = .auto) throws -> FactorizedLinear<Double> {
         var generator = SeededGenerator(seed: seed)
         let layer = try FactorizedLinear<Double>(inputModes: inputModes, outputModes: outputModes, format: format, ranks: ranks,
-                                                 blocks: blocks, calibrated: false, executionMode: mode, generator: &generator)
+                                                 blocks: blocks, stpFactor: stpFactor, calibrated: false, executionMode: mode,
+                                                 generator: &generator)
         layer.bias!.value = Tensor.randomNormal([outputFeatures], seed: seed &+ 99)
         return layer
     }
@@ -109,7 +124,7 @@ func checkFullRankConversion(_ format: FactorizedFormat) throws {
         let dense = Linear<Double>(weight: w, bias: b)
         let layer = try FactorizedLinear<Double>.converting(dense, format: format, inputModes: testCase.inputModes,
                                                            outputModes: testCase.outputModes, target: testCase.fullTarget,
-                                                           blocks: testCase.blocks,
+                                                           blocks: testCase.blocks, stpFactor: testCase.stpFactor,
                                                            cpOptions: CPALSOptions(maxIterations: 5000, tolerance: 1e-15))
         let x = Tensor<Double>.randomNormal([5, testCase.inputFeatures], seed: 300)
         let reference = dense(Variable(constant: x), mode: .inference).value
@@ -166,11 +181,11 @@ func expectCounterMatches(_ layer: FactorizedLinear<Double>, _ formula: ClosedFo
 }
 
 /// A pre-set layer on a grid point (cores drawn, values irrelevant to the counts).
-func gridLayer(_ format: FactorizedFormat, _ inputModes: [Int], _ outputModes: [Int], ranks: [Int], blocks: Int = 1) throws
-    -> FactorizedLinear<Double> {
+func gridLayer(_ format: FactorizedFormat, _ inputModes: [Int], _ outputModes: [Int], ranks: [Int], blocks: Int = 1,
+               stpFactor: Int = 2) throws -> FactorizedLinear<Double> {
     var generator = SeededGenerator(seed: 5)
     return try FactorizedLinear<Double>(inputModes: inputModes, outputModes: outputModes, format: format, ranks: ranks,
-                                        blocks: blocks, calibrated: false, generator: &generator)
+                                        blocks: blocks, stpFactor: stpFactor, calibrated: false, generator: &generator)
 }
 
 /// Mode grids of 1 to 4 modes with unequal sizes.
