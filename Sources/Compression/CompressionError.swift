@@ -6,12 +6,18 @@ public enum CompressionError: Error, CustomStringConvertible, Equatable {
     case invalidRanks(layer: String, problem: String)
     /// A format that does not apply to this layer as configured (KPD with d ≠ 2, TR with d < 2).
     case unsupportedFormat(layer: String, problem: String)
+    /// A sparsity measure that is undefined for its input (the all-zero spectrum of a scale-invariant measure, a
+    /// negative singular value, a parameter out of range).
+    case undefinedMeasure(measure: String, problem: String)
+    /// A compression-aware training setting that cannot be used (a negative strength, an energy outside (0, 1]).
+    case invalidSetting(layer: String, problem: String)
 
     /// "layer: problem".
     public var description: String {
         switch self {
         case let .invalidModes(layer, problem), let .invalidRanks(layer, problem),
-             let .unsupportedFormat(layer, problem):
+             let .unsupportedFormat(layer, problem), let .undefinedMeasure(layer, problem),
+             let .invalidSetting(layer, problem):
             return "\(layer): \(problem)"
         }
     }

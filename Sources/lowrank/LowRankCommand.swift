@@ -15,7 +15,7 @@ struct LowRankCommand: ParsableCommand {
           lowrank info weights.safetensors
           lowrank bench core
         """,
-        subcommands: [Demo.self, Bench.self, Info.self, Train.self, Evaluate.self, Decompose.self, Reconstruct.self, Cost.self]
+        subcommands: [Demo.self, Bench.self, Info.self, Train.self, Evaluate.self, Decompose.self, Reconstruct.self, Cost.self, Measure.self, Experiment.self]
     )
 
     /// Entry point: make sure OpenBLAS runs the kernels this CPU supports, then parse and run.

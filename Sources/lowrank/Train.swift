@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autodiff
+import Compression
 import Foundation
 import NeuralNetworks
 import TensorCore
@@ -70,9 +71,14 @@ struct Train: ParsableCommand {
     @Option(help: "Continue from this checkpoint (written by lowrank train).")
     var resume: String?
 
+    @OptionGroup var compression: CompressionAwareOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if compression.compressionAware != nil && resume != nil {
+            throw ValidationError("--compression-aware starts a new run; drop --resume")
+        }
         if let model, !ModelRegistry.modelNames.contains(model) {
             throw ValidationError("unknown model '\(model)'; choose one of \(ModelRegistry.modelNames.joined(separator: ", "))")
         }
@@ -146,7 +152,11 @@ struct Train: ParsableCommand {
         if augment {
             configuration.augmentation = source == .cifar10 ? .cifar : Augmentation(cropPadding: 2)
         }
+        let compressionRun = try compression.settings.map { try CompressionAwareTraining(model: model, settings: $0) }
+        // SVD training renames the parameters (u, s, vt): its checkpoints could not be rebuilt from the registry.
+        if compressionRun?.settings.method == .svdTraining { configuration.checkpointPath = nil }
         let trainer = Trainer(model: model, optimizer: optimizer, configuration: configuration)
+        trainer.objective = compressionRun?.objective
         if let checkpoint {
             try trainer.resume(from: checkpoint)
             // An explicit --lr replaces the saved rate from here on; otherwise the saved schedule continues.
@@ -165,8 +175,11 @@ struct Train: ParsableCommand {
             fflush(nil)  // progress goes to standard error; keep the two in order when both are piped
         }
         let summary = try trainer.fit(training: training, test: test)
+        let compressed = try compressionRun.map {
+            try CompressionAwareOptions.finish($0, model: model, test: test, inputShape: architecture.inputShape, json: output.json)
+        }
         let peak = peakResidentBytes()
-        let path = trainer.configuration.checkpointPath!
+        let path = trainer.configuration.checkpointPath ?? "(not saved: SVD-training layers)"
         if output.json {
             var object: [String: Any] = [
                 "model": architecture.model, "architecture": architecture.json, "data": source.rawValue,
@@ -177,6 +190,7 @@ struct Train: ParsableCommand {
                 "epochs": summary.epochs.map(Self.json), "total_seconds": Date().timeIntervalSince(started),
             ]
             if let peak { object["peak_memory_bytes"] = peak }
+            if let compressed { object["compression_aware"] = compressed }
             try printJSON(object)
             return
         }

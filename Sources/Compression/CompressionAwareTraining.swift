@@ -1,0 +1,140 @@
+import Autodiff
+import NeuralNetworks
+import TensorCore
+
+/// The compression-aware training methods (METHODS §2.3), by their command-line names.
+public enum CompressionAwareMethod: String, CaseIterable, Sendable {
+    /// Nuclear-norm regularization with SVT proximal steps [81, 82].
+    case nuclear
+    /// Trained rank pruning [83].
+    case trp
+    /// SVD training [85].
+    case svdTraining = "svd-training"
+    /// The LC algorithm with learned ranks [53].
+    case lc
+    /// Stochastic Frank–Wolfe over nuclear-norm balls [87].
+    case frankWolfe = "frank-wolfe"
+}
+
+/// The settings of a compression-aware run.
+public struct CompressionAwareSettings: Sendable {
+    /// The method.
+    public var method: CompressionAwareMethod
+    /// λ for nuclear, TRP and LC; λ_s for SVD training; the radius scale ρ for Frank–Wolfe.
+    public var strength: Double
+    /// The sparsity measure S of SVD training.
+    public var measure: SparsityMeasure = .effectiveRank
+    /// λ_o of SVD training.
+    public var orthogonality: Double = 10
+    /// Steps between proximal steps (nuclear, T), substitutions (TRP, m) or C-steps (LC).
+    public var period: Int
+    /// The energy TRP's substitutions keep.
+    public var energy: Double = 0.95
+    /// How the final truncation chooses ranks (LC ignores it: its ranks are learned).
+    public var truncation: MatrixRankRule
+
+    /// The defaults of `method`: period 1 (nuclear), 20 (TRP, [83]'s starting value), 100 (LC); truncation that
+    /// drops the zero singular values (relative tolerance 1e-4) after nuclear training and keeps 95 % of the energy
+    /// otherwise.
+    public init(method: CompressionAwareMethod, strength: Double) {
+        self.method = method
+        self.strength = strength
+        switch method {
+        case .nuclear: period = 1
+        case .trp: period = 20
+        case .lc: period = 100
+        case .svdTraining, .frankWolfe: period = 1
+        }
+        truncation = method == .nuclear ? .measure(.l0(tolerance: 1e-4), scale: 1e-4) : .energy(0.95)
+    }
+}
+
+/// One compression-aware training run on a model: chooses the layers (`LayerSlot.find`, every `Linear` and
+/// ungrouped `Conv2D` but the first), installs SVD layers for SVD training, provides the `TrainingObjective`
+/// to set as `trainer.objective`, and truncates into factorized layers at the end.
+///
+/// ```swift
+/// let run = try CompressionAwareTraining(model: model, settings: CompressionAwareSettings(method: .nuclear, strength: 0.02))
+/// trainer.objective = run.objective
+/// try trainer.fit(training: train, test: test)
+/// let report = try run.truncate()
+/// ```
+public final class CompressionAwareTraining<Scalar: TensorScalar> {
+    /// The settings.
+    public let settings: CompressionAwareSettings
+    /// The layers trained toward low rank.
+    public let slots: [LayerSlot<Scalar>]
+    /// The objective to set as `Trainer.objective`.
+    public let objective: any TrainingObjective<Scalar>
+
+    /// Prepares `model` (changed in place for SVD training: its layers become `SVDLinear` / `SVDConv2D`).
+    /// Build the trainer after this call, so it sees the model's final parameters.
+    ///
+    /// - Throws: `CompressionError.invalidSetting` for a bad setting or a model without compressible layers;
+    ///   `TensorError` when an SVD fails.
+    public init(model: any Layer<Scalar>, settings: CompressionAwareSettings) throws {
+        self.settings = settings
+        let slots = LayerSlot<Scalar>.find(in: model)
+        guard !slots.isEmpty else {
+            throw CompressionError.invalidSetting(layer: "model", problem:
+                "no Linear or Conv2D layer (besides the first) inside Sequential containers to compress")
+        }
+        self.slots = slots
+        switch settings.method {
+        case .nuclear:
+            objective = try NuclearNormProximal(slots: slots, strength: settings.strength, interval: settings.period)
+        case .trp:
+            objective = try TrainedRankPruning(slots: slots, strength: settings.strength, energy: settings.energy,
+                                               period: settings.period)
+        case .lc:
+            objective = try LCAlgorithm(slots: slots, strength: settings.strength, lStepLength: settings.period)
+        case .frankWolfe:
+            objective = try StochasticFrankWolfe(slots: slots, radiusScale: settings.strength)
+        case .svdTraining:
+            var layers: [any SVDLayer<Scalar>] = []
+            for slot in slots {
+                let layer: any SVDLayer<Scalar>
+                if let linear = slot.layer as? Linear<Scalar> {
+                    layer = try SVDLinear(converting: linear)
+                } else if let conv = slot.layer as? Conv2D<Scalar> {
+                    layer = try SVDConv2D(converting: conv, name: slot.name)
+                } else if let existing = slot.layer as? any SVDLayer<Scalar> {
+                    layer = existing
+                } else {
+                    continue
+                }
+                slot.replace(with: layer)
+                layers.append(layer)
+            }
+            objective = try SVDTrainingObjective(layers: layers, measure: settings.measure, strength: settings.strength,
+                                                 orthogonality: settings.orthogonality)
+        }
+    }
+
+    /// Replaces the trained layers by factorized ones with `selection` (default: the settings' truncation; LC uses
+    /// its learned ranks and sets the weights to Θ first). `undoTruncation()` puts the trained layers back, so one
+    /// trained model can be truncated at several settings.
+    ///
+    /// - Throws: `CompressionError.invalidSetting` for a bad selection; `TensorError` when an SVD fails.
+    public func truncate(selection: MatrixRankRule? = nil) throws -> TruncationReport {
+        if untruncated == nil { untruncated = slots.map(\.layer) }
+        if let lc = objective as? LCAlgorithm<Scalar> {
+            lc.finish()
+            var report = TruncationReport(layers: [])
+            for (slot, rank) in zip(slots, lc.ranks) {
+                report.layers += try LowRankTruncation.truncate([slot], selection: .fixed(rank)).layers
+            }
+            return report
+        }
+        return try LowRankTruncation.truncate(slots, selection: selection ?? settings.truncation)
+    }
+
+    /// Puts back the layers `truncate` replaced (a no-op before any truncation).
+    public func undoTruncation() {
+        guard let layers = untruncated else { return }
+        for (slot, layer) in zip(slots, layers) { slot.replace(with: layer) }
+        untruncated = nil
+    }
+
+    private var untruncated: [any Layer<Scalar>]?
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Compression
+import Foundation
+import NeuralNetworks
+import TensorCore
+
+/// The `lowrank train` options of compression-aware training (METHODS §2.3) and what they do around `fit`.
+struct CompressionAwareOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Train toward low rank, then truncate: \(CompressionAwareMethod.allCases.map(\.rawValue).joined(separator: ", ")).",
+        discussion: "Every Linear layer and convolution but the first is trained toward low rank and truncated into "
+            + "factorized layers at the end (no fine-tuning); the report compares the accuracy before and after."))
+    var compressionAware: String?
+
+    @Option(help: "The sparsity measure svd-training regularizes: \(SparsityMeasure.all.filter(\.isDifferentiable).map(\.name).joined(separator: ", ")).")
+    var measure = "effective-rank"
+
+    @Option(help: "λ (nuclear, trp: per nuclear norm; lc: per stored parameter), λ_s (svd-training) or the radius scale ρ (frank-wolfe). Defaults: nuclear 0.02, trp 1e-4, svd-training 0.01, lc 1e-6, frank-wolfe 0.5.")
+    var strength: Double?
+
+    @Option(help: "Truncate keeping this fraction of each layer's Σσ² (default: 0.95; after nuclear training: the non-zero singular values).")
+    var truncateEnergy: Double?
+
+    func validate() throws {
+        guard let compressionAware else { return }
+        guard CompressionAwareMethod(rawValue: compressionAware) != nil else {
+            throw ValidationError("unknown --compression-aware '\(compressionAware)'; choose one of "
+                                  + CompressionAwareMethod.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        guard let parsed = SparsityMeasure(name: measure), parsed.isDifferentiable else {
+            throw ValidationError("--measure must be one of "
+                                  + SparsityMeasure.all.filter(\.isDifferentiable).map(\.name).joined(separator: ", "))
+        }
+        if let strength, !(strength >= 0 && strength.isFinite) { throw ValidationError("--strength must be a number ≥ 0") }
+        if let truncateEnergy, !(truncateEnergy > 0 && truncateEnergy <= 1) {
+            throw ValidationError("--truncate-energy must lie in (0, 1]; try 0.95")
+        }
+    }
+
+    /// The settings, or nil without --compression-aware.
+    var settings: CompressionAwareSettings? {
+        guard let name = compressionAware, let method = CompressionAwareMethod(rawValue: name) else { return nil }
+        let defaults: [CompressionAwareMethod: Double] = [.nuclear: 0.02, .trp: 1e-4, .svdTraining: 0.01, .lc: 1e-6,
+                                                          .frankWolfe: 0.5]
+        var settings = CompressionAwareSettings(method: method, strength: strength ?? defaults[method]!)
+        settings.measure = SparsityMeasure(name: measure) ?? .effectiveRank
+        if let truncateEnergy { settings.truncation = .energy(truncateEnergy) }
+        return settings
+    }
+
+    /// Truncates after training, evaluates the truncated model on `test` and prints the report (or returns it as
+    /// a JSON object).
+    static func finish(_ run: CompressionAwareTraining<Float>, model: any ShapedLayer<Float>, test: Dataset,
+                       inputShape: [Int], json: Bool) throws -> [String: Any] {
+        let before = Trainer<Float>.evaluate(model, on: test)
+        let report = try run.truncate()
+        let after = Trainer<Float>.evaluate(model, on: test)
+        let object: [String: Any] = [
+            "method": run.settings.method.rawValue, "strength": run.settings.strength,
+            "truncation": run.settings.truncation.description, "accuracy_before_truncation": before.accuracy,
+            "accuracy_after_truncation": after.accuracy, "compression_ratio": report.compressionRatio,
+            "parameters_after": model.trainableParameterCount,
+            "multiply_adds_per_image_after": model.multiplyAdds(forInput: inputShape),
+            "layers": report.layers.map {
+                ["name": $0.name, "rows": $0.rows, "columns": $0.columns, "rank": $0.rank, "full_rank": $0.fullRank,
+                 "dense_parameters": $0.denseParameters, "parameters": $0.parameters, "kept_dense": $0.keptDense] as [String: Any]
+            },
+        ]
+        guard !json else { return object }
+        print("compression-aware \(run.settings.method.rawValue) (strength \(run.settings.strength)), truncation by "
+              + "\(run.settings.truncation), no fine-tuning:")
+        printTable([["layer", "matrix", "rank", "of", "parameters", "dense", "form"]] + report.layers.map {
+            [$0.name, "\($0.rows)×\($0.columns)", "\($0.rank)", "\($0.fullRank)", grouped($0.parameters),
+             grouped($0.denseParameters), $0.keptDense ? "dense" : "factorized"]
+        }, rightAligned: 2...)
+        print(String(format: "test accuracy %.2f%% before truncation, %.2f%% after; %.2f× fewer parameters in the "
+                     + "compressed layers; ", 100 * before.accuracy, 100 * after.accuracy, report.compressionRatio)
+              + "model \(grouped(model.trainableParameterCount)) parameters, "
+              + "\(Train.millions(model.multiplyAdds(forInput: inputShape))) M multiply-adds per image")
+        return object
+    }
+}
