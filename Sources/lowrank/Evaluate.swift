@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autodiff
+import Compression
 import Foundation
 import NeuralNetworks
 import TensorCore
@@ -50,10 +51,8 @@ struct Evaluate: ParsableCommand {
     }
 
     private func evaluate() throws {
-        let saved = try Checkpoint(contentsOf: checkpoint)
-        let architecture = try ModelArchitecture(json: saved.architecture)
-        let model: any ShapedLayer<Float> = try ModelRegistry.make(architecture, seed: 0)
-        try saved.restore(into: model)
+        let (model, compressed, saved) = try CompressedModel.load(checkpoint, as: Float.self)
+        let architecture = compressed.base
         let notes = saved.trainingState?.notes ?? [:]
         guard let sourceName = data ?? notes["data"], let source = Dataset.Source(rawValue: sourceName) else {
             throw ValidationError("\(checkpoint) does not record its data set; pass --data")

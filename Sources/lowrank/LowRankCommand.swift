@@ -14,8 +14,11 @@ struct LowRankCommand: ParsableCommand {
         Examples:
           lowrank info weights.safetensors
           lowrank bench core
+          lowrank compress fmnist-cnn.safetensors --format tt --ratio 5 --out small.safetensors
+          lowrank demo
         """,
-        subcommands: [Demo.self, Bench.self, Info.self, Train.self, Evaluate.self, Decompose.self, Reconstruct.self, Cost.self, Measure.self, Experiment.self]
+        subcommands: [Demo.self, Compress.self, Convert.self, Train.self, Evaluate.self, Cost.self, Measure.self,
+                      Experiment.self, Decompose.self, Reconstruct.self, Bench.self, Info.self]
     )
 
     /// Entry point: make sure OpenBLAS runs the kernels this CPU supports, then parse and run.

@@ -9,16 +9,18 @@ import TensorCore
 /// `downsample` of torchvision). Parameter names follow torchvision: `conv1`, `bn1`, `conv2`, `bn2`,
 /// `downsample.0` (convolution), `downsample.1` (batch normalization).
 public final class BasicBlock<Scalar: TensorScalar>: ShapedLayer {
-    /// The first 3×3 convolution (stride s).
-    public let conv1: Conv2D<Scalar>
+    /// The first 3×3 convolution (stride s); replaceable by any layer of the same shapes (model surgery).
+    public var conv1: any ShapedLayer<Scalar>
     /// Batch normalization after `conv1`.
     public let bn1: BatchNorm<Scalar>
-    /// The second 3×3 convolution.
-    public let conv2: Conv2D<Scalar>
+    /// The second 3×3 convolution; replaceable by any layer of the same shapes (model surgery).
+    public var conv2: any ShapedLayer<Scalar>
     /// Batch normalization after `conv2`.
     public let bn2: BatchNorm<Scalar>
     /// The projection shortcut (1×1 convolution and batch normalization), or nil for the identity.
     public let downsample: Sequential<Scalar>?
+    /// Input channels, output channels and the stride, as built.
+    public let inChannels: Int, outChannels: Int, stride: Int
 
     /// A block from `inChannels` to `outChannels` with the given stride.
     ///
@@ -28,10 +30,13 @@ public final class BasicBlock<Scalar: TensorScalar>: ShapedLayer {
     ///   - generator: the source of the initial values.
     public init(inChannels: Int, outChannels: Int, stride: Int = 1, initializer: Initializer = .pytorchDefault,
                 generator: inout SeededGenerator) {
-        conv1 = Conv2D(inChannels: inChannels, outChannels: outChannels, kernelSize: 3, stride: stride, padding: 1,
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.stride = stride
+        conv1 = Conv2D<Scalar>(inChannels: inChannels, outChannels: outChannels, kernelSize: 3, stride: stride, padding: 1,
                        bias: false, initializer: initializer, generator: &generator)
         bn1 = BatchNorm(channels: outChannels)
-        conv2 = Conv2D(inChannels: outChannels, outChannels: outChannels, kernelSize: 3, stride: 1, padding: 1,
+        conv2 = Conv2D<Scalar>(inChannels: outChannels, outChannels: outChannels, kernelSize: 3, stride: 1, padding: 1,
                        bias: false, initializer: initializer, generator: &generator)
         bn2 = BatchNorm(channels: outChannels)
         if stride != 1 || inChannels != outChannels {
@@ -83,7 +88,7 @@ public final class BasicBlock<Scalar: TensorScalar>: ShapedLayer {
     }
 
     public var layerDescription: String {
-        "BasicBlock(\(conv1.inChannels) → \(conv1.outChannels), stride \(conv1.params.strideHeight)"
+        "BasicBlock(\(inChannels) → \(outChannels), stride \(stride)"
             + (downsample == nil ? ")" : ", projection)")
     }
 }

@@ -19,14 +19,16 @@ import TensorCore
 /// (torchvision's ResNet initialization); batch norms at γ = 1, β = 0; the classifier PyTorch's default. Names
 /// follow torchvision: `conv1.weight`, `bn1.*`, `layer2.0.downsample.0.weight`, `fc.bias`, ….
 public final class ResNet<Scalar: TensorScalar>: ShapedLayer {
-    /// The stem convolution.
-    public let conv1: Conv2D<Scalar>
+    /// The stem convolution; replaceable by any layer of the same shapes (model surgery).
+    public var conv1: any ShapedLayer<Scalar>
     /// The stem batch normalization.
     public let bn1: BatchNorm<Scalar>
     /// The three stages of blocks.
     public let layer1: Sequential<Scalar>, layer2: Sequential<Scalar>, layer3: Sequential<Scalar>
-    /// The classifier.
-    public let fc: Linear<Scalar>
+    /// The classifier; replaceable by any layer of the same shapes (model surgery).
+    public var fc: any ShapedLayer<Scalar>
+    /// The number of classes.
+    public let classes: Int
     private let pool = GlobalAvgPool2D<Scalar>()
 
     /// Blocks per stage (n).
@@ -43,7 +45,8 @@ public final class ResNet<Scalar: TensorScalar>: ShapedLayer {
                      "ResNet: blocks per stage (\(blocksPerStage)), input channels (\(inputChannels)) and classes (\(classes)) must be positive")
         let convInit = Initializer.kaimingNormal(a: 0, fan: .fanOut)
         self.blocksPerStage = blocksPerStage
-        conv1 = Conv2D(inChannels: inputChannels, outChannels: 16, kernelSize: 3, padding: 1, bias: false,
+        self.classes = classes
+        conv1 = Conv2D<Scalar>(inChannels: inputChannels, outChannels: 16, kernelSize: 3, padding: 1, bias: false,
                        initializer: convInit, generator: &generator)
         bn1 = BatchNorm(channels: 16)
         func stage(_ input: Int, _ output: Int, _ stride: Int) -> Sequential<Scalar> {
@@ -58,7 +61,7 @@ public final class ResNet<Scalar: TensorScalar>: ShapedLayer {
         layer1 = stage(16, 16, 1)
         layer2 = stage(16, 32, 2)
         layer3 = stage(32, 64, 2)
-        fc = Linear(inputFeatures: 64, outputFeatures: classes, generator: &generator)
+        fc = Linear<Scalar>(inputFeatures: 64, outputFeatures: classes, generator: &generator)
     }
 
     /// ResNet-(6n+2) for depth 20, 32, 44, 56, 110, ….
@@ -87,7 +90,7 @@ public final class ResNet<Scalar: TensorScalar>: ShapedLayer {
     }
 
     /// `[classes]`.
-    public func outputShape(forInput shape: [Int]) -> [Int] { [fc.outputFeatures] }
+    public func outputShape(forInput shape: [Int]) -> [Int] { [classes] }
 
     /// The sum over the convolutions and the classifier.
     public func multiplyAdds(forInput shape: [Int]) -> Int {

@@ -1,0 +1,163 @@
+import NeuralNetworks
+import TensorCore
+
+/// A layer that holds named child layers which model surgery may replace (a dense layer by a factorized one with
+/// the same input and output shapes, keeping the parameter-name prefix).
+public protocol LayerContainer<Scalar>: ShapedLayer {
+    /// The children in forward order, each with its per-sample input shape when the container gets `inputShape`.
+    func childLayers(inputShape: [Int]) -> [(name: String, layer: any Layer<Scalar>, inputShape: [Int])]
+    /// Replaces the child named `name` by `layer`.
+    ///
+    /// - Precondition: a child has that name, and `layer` fits where it goes.
+    func replaceChild(named name: String, with layer: any Layer<Scalar>)
+}
+
+extension Sequential: LayerContainer {
+    public func childLayers(inputShape: [Int]) -> [(name: String, layer: any Layer<Scalar>, inputShape: [Int])] {
+        var shape = inputShape
+        return children.map { child in
+            defer { shape = (child.layer as! any ShapedLayer<Scalar>).outputShape(forInput: shape) }
+            return (child.name, child.layer, shape)
+        }
+    }
+
+    public func replaceChild(named name: String, with layer: any Layer<Scalar>) {
+        guard let index = children.firstIndex(where: { $0.name == name }) else {
+            preconditionFailure("Sequential.replaceChild: no child named '\(name)'")
+        }
+        replace(at: index, with: layer)
+    }
+}
+
+extension BasicBlock: LayerContainer {
+    public func childLayers(inputShape: [Int]) -> [(name: String, layer: any Layer<Scalar>, inputShape: [Int])] {
+        var result: [(name: String, layer: any Layer<Scalar>, inputShape: [Int])] = [
+            ("conv1", conv1, inputShape), ("conv2", conv2, conv1.outputShape(forInput: inputShape)),
+        ]
+        if let downsample { result.append(("downsample", downsample, inputShape)) }
+        return result
+    }
+
+    public func replaceChild(named name: String, with layer: any Layer<Scalar>) {
+        guard let shaped = layer as? any ShapedLayer<Scalar> else {
+            preconditionFailure("BasicBlock.replaceChild: \(type(of: layer)) does not report shapes (ShapedLayer)")
+        }
+        switch name {
+        case "conv1": conv1 = shaped
+        case "conv2": conv2 = shaped
+        default: preconditionFailure("BasicBlock.replaceChild: only conv1 and conv2 can be replaced, not '\(name)'")
+        }
+    }
+}
+
+extension ResNet: LayerContainer {
+    public func childLayers(inputShape: [Int]) -> [(name: String, layer: any Layer<Scalar>, inputShape: [Int])] {
+        var shape = conv1.outputShape(forInput: inputShape)
+        var result: [(name: String, layer: any Layer<Scalar>, inputShape: [Int])] = [("conv1", conv1, inputShape)]
+        for (name, stage) in [("layer1", layer1), ("layer2", layer2), ("layer3", layer3)] {
+            result.append((name, stage, shape))
+            shape = stage.outputShape(forInput: shape)
+        }
+        result.append(("fc", fc, [shape[2]]))  // after global average pooling
+        return result
+    }
+
+    public func replaceChild(named name: String, with layer: any Layer<Scalar>) {
+        guard let shaped = layer as? any ShapedLayer<Scalar> else {
+            preconditionFailure("ResNet.replaceChild: \(type(of: layer)) does not report shapes (ShapedLayer)")
+        }
+        switch name {
+        case "conv1": conv1 = shaped
+        case "fc": fc = shaped
+        default: preconditionFailure("ResNet.replaceChild: only conv1 and fc can be replaced, not '\(name)'")
+        }
+    }
+}
+
+/// A dense layer that model surgery can replace, with where it sits.
+public struct CompressibleLayer<Scalar: TensorScalar> {
+    /// The dotted name, the prefix of its parameters (`"15"`, `"layer1.0.conv1"`).
+    public let name: String
+    /// The dense layer (`Linear` or `Conv2D`).
+    public let layer: any Layer<Scalar>
+    /// Its per-sample input shape.
+    public let inputShape: [Int]
+    /// The container that holds it and its name there.
+    let parent: any LayerContainer<Scalar>
+    let childName: String
+
+    /// Whether it is a convolution (else a linear layer).
+    public var isConvolution: Bool { layer is Conv2D<Scalar> }
+    /// Dense parameters of its weight (bias excluded).
+    public var weightParameters: Int {
+        (layer as? Linear<Scalar>)?.weight.value.scalarCount ?? (layer as? Conv2D<Scalar>)?.weight.value.scalarCount ?? 0
+    }
+}
+
+/// Model surgery (METHODS §2.1 step 4): list the dense `Linear` and `Conv2D` layers of a model, in forward order,
+/// looking into `LayerContainer`s (`Sequential`, `BasicBlock`, `ResNet`), and replace them in place.
+public enum ModelSurgery {
+    /// The dense `Linear` and `Conv2D` layers of `model` for per-sample input `inputShape`, in forward order.
+    public static func compressibleLayers<Scalar: TensorScalar>(of model: any Layer<Scalar>, inputShape: [Int]) -> [CompressibleLayer<Scalar>] {
+        guard let container = model as? any LayerContainer<Scalar> else { return [] }
+        var result: [CompressibleLayer<Scalar>] = []
+        func visit(_ container: any LayerContainer<Scalar>, prefix: String, inputShape: [Int]) {
+            for (name, layer, shape) in container.childLayers(inputShape: inputShape) {
+                if layer is Linear<Scalar> || layer is Conv2D<Scalar> {
+                    result.append(CompressibleLayer(name: prefix + name, layer: layer, inputShape: shape, parent: container,
+                                                    childName: name))
+                } else if let inner = layer as? any LayerContainer<Scalar> {
+                    visit(inner, prefix: prefix + name + ".", inputShape: shape)
+                }
+            }
+        }
+        visit(container, prefix: "", inputShape: inputShape)
+        return result
+    }
+
+    /// Sets the execution mode of every factorized layer (FC and conv) of `model`; returns how many it set.
+    @discardableResult
+    public static func setExecutionMode<Scalar: TensorScalar>(_ mode: ExecutionMode, in model: any Layer<Scalar>,
+                                                              inputShape: [Int]) -> Int {
+        var count = 0
+        func visit(_ layer: any Layer<Scalar>, inputShape: [Int]) {
+            if let linear = layer as? FactorizedLinear<Scalar> {
+                linear.executionMode = mode
+                count += 1
+            } else if let conv = layer as? FactorizedConv2D<Scalar> {
+                conv.executionMode = mode
+                count += 1
+            } else if let container = layer as? any LayerContainer<Scalar> {
+                for (_, child, shape) in container.childLayers(inputShape: inputShape) { visit(child, inputShape: shape) }
+            }
+        }
+        visit(model, inputShape: inputShape)
+        return count
+    }
+
+    /// Puts `replacement` where `layer` was (its parameters keep the layer's name as prefix).
+    public static func replace<Scalar: TensorScalar>(_ layer: CompressibleLayer<Scalar>, with replacement: any Layer<Scalar>) {
+        layer.parent.replaceChild(named: layer.childName, with: replacement)
+    }
+
+    /// Replaces the layer named `name` (a dotted path through containers) by `replacement`.
+    ///
+    /// - Throws: `CompressionError.unsupportedFormat` when no replaceable layer has that name.
+    public static func replace<Scalar: TensorScalar>(layerNamed name: String, in model: any Layer<Scalar>, inputShape: [Int],
+                                       with replacement: any Layer<Scalar>) throws {
+        var container = model as? any LayerContainer<Scalar>
+        var shape = inputShape
+        let parts = name.split(separator: ".").map(String.init)
+        for (index, part) in parts.enumerated() {
+            guard let current = container,
+                  let child = current.childLayers(inputShape: shape).first(where: { $0.name == part }) else { break }
+            if index == parts.count - 1 {
+                current.replaceChild(named: part, with: replacement)
+                return
+            }
+            container = child.layer as? any LayerContainer<Scalar>
+            shape = child.inputShape
+        }
+        throw CompressionError.unsupportedFormat(layer: name, problem: "the model has no replaceable layer of this name")
+    }
+}
