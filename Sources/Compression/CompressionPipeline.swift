@@ -41,6 +41,9 @@ public struct CompressionSettings: Sendable {
     public var format: CompressionFormat
     /// The rank target of every eligible layer.
     public var target: LayerRankTarget
+    /// A model-wide rank rule (EVBMF, energy, a global budget: `ModelRankPlanner`) that replaces `target` by a
+    /// per-layer SVD rank; requires the `svd` format. Layers the plan keeps dense stay dense, with that reason.
+    public var rankRule: ModelRankRule?
     /// Keep the first and the last weight layer dense (the usual practice; METHODS §9.3 keeps ResNet's first conv
     /// and its classifier).
     public var keepFirstAndLast = true
@@ -166,6 +169,15 @@ public enum CompressionPipeline {
     public static func convert<Scalar: TensorScalar>(_ model: any Layer<Scalar>, inputShape: [Int], settings: CompressionSettings,
                                        only: Set<String>? = nil) throws -> (reports: [LayerReport], records: [FactorizedLayerRecord]) {
         let layers = ModelSurgery.compressibleLayers(of: model, inputShape: inputShape)
+        var plan: ModelRankPlan?
+        if let rule = settings.rankRule {
+            guard settings.format == .svd else {
+                throw CompressionError.unsupportedFormat(layer: "network", problem:
+                    "model-wide rank rules (EVBMF, energy, budgets) choose SVD ranks from each layer's spectrum; use the svd format with them, or --ratio / --ranks with \(settings.format.shortName)")
+            }
+            plan = try ModelRankPlanner.plan(model, inputShape: inputShape, rule: rule,
+                                             keepFirstAndLast: only == nil && settings.keepFirstAndLast)
+        }
         var reports: [LayerReport] = [], records: [FactorizedLayerRecord] = []
         for (index, candidate) in layers.enumerated() {
             if let only, !only.contains(candidate.name) { continue }
@@ -175,8 +187,17 @@ public enum CompressionPipeline {
                 reports.append(report)
                 continue
             }
+            var target = settings.target
+            if let plan {
+                guard let rank = plan.ranks[candidate.name] else {
+                    report.keptDenseReason = "the rank plan (\(plan.report.method)) keeps it dense"
+                    reports.append(report)
+                    continue
+                }
+                target = .ranks([rank])
+            }
             switch try LayerCompressor.compress(candidate.layer, name: candidate.name, inputShape: candidate.inputShape,
-                                                format: settings.format, target: settings.target,
+                                                format: settings.format, target: target,
                                                 options: settings.compressor) {
             case let .keptDense(reason):
                 report.keptDenseReason = reason

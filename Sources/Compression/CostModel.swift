@@ -116,8 +116,8 @@ public struct ModelCost: Sendable, Equatable {
     }
 
     /// The cost of `model` on `batch` images of `inputShape`, any `ShapedLayer`: each leaf (from
-    /// `layerSummaries`) that is a `FactorizedLayer` — itself or its stand-in in `replacing` — is priced in every
-    /// execution mode from its contraction paths; every other leaf is priced as dense from its `multiplyAdds`
+    /// `layerSummaries`) that is a `FactorizedLayer` or a `FactorizedConv2D` — itself or its stand-in in `replacing` —
+    /// is priced in every execution mode from its contraction paths; every other leaf is priced as dense from its `multiplyAdds`
     /// (its input, output and weights as memory traffic, no intermediates).
     ///
     /// - Parameters:
@@ -155,6 +155,16 @@ public struct ModelCost: Sendable, Equatable {
                     denseParameters: isStandIn ? denseParameters : stored - factorized.coreParameterCount + dense,
                     denseMACsPerImage: isStandIn ? summary.multiplyAdds : rows / batch * dense,
                     modes: modes, chosenMode: factorized.resolvedMode(batch: rows)))
+            } else if let conv = (replacing[summary.name] ?? original) as? FactorizedConv2D<Scalar> {
+                let isStandIn = replacing[summary.name] != nil
+                let kernel = conv.outChannels * conv.inChannels * conv.kernelSize.height * conv.kernelSize.width
+                layers.append(LayerCost(
+                    name: summary.name, description: conv.layerDescription, batch: batch, parameters: stored,
+                    denseParameters: isStandIn ? denseParameters : stored - conv.coreParameterCount + kernel,
+                    denseMACsPerImage: isStandIn ? summary.multiplyAdds
+                        : conv.cost(forInput: summary.inputShape, mode: .reconstructed).activationSide,
+                    modes: conv.modeCosts(forInput: summary.inputShape, batch: batch, energy: energy, weightsOnChip: onChip),
+                    chosenMode: conv.resolvedMode(forInput: summary.inputShape, batch: batch)))
             } else {
                 let macs = batch * summary.multiplyAdds
                 let mode = ModeCost(mode: nil, activationSideMACs: macs, weightSideMACs: 0, largestIntermediate: output,

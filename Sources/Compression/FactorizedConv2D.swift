@@ -100,6 +100,8 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     let wiring: ConvWiring
     /// The cheapest path of the weight expression.
     let weightPath: ContractionPath
+    /// `auto`'s measured choices, per input shape (`ContractionPlanCache.autoMode`).
+    public let planCache = ContractionPlanCache()
 
     /// A layer from given core values (shapes as documented on `FactorizedConvFormat` for the given ranks).
     ///
@@ -108,7 +110,7 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     ///   - channelModes: the channel (and for `gkpd` kernel) factorizations; nil picks two balanced factors
     ///     (`balancedFactorization`) and, for `gkpd`, puts the whole kernel in 𝒜 ([K_h, 1], [K_w, 1]); ignored by
     ///     `svdChannel`, `svdSpatial`, `cp` and `tucker2`, which use the channels whole.
-    ///   - executionMode: how the forward pass runs (default `.auto`, the fewer exact MACs).
+    ///   - executionMode: how the forward pass runs (default `.auto`: measured per input shape, see `autoMode`).
     /// - Throws: `CompressionError` when the geometry, modes, ranks or core shapes do not fit the format.
     public init(format: FactorizedConvFormat, inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int,
                 params: Convolution2D = Convolution2D(), ranks: [Int], channelModes: ConvChannelModes? = nil,
@@ -214,8 +216,9 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     // MARK: Forward
 
     /// The convolution with the cores given as variables, run in `mode` (a pure function of its arguments, for
-    /// gradient checks). `factorized`: the stages in order; `reconstructed`: the kernel rebuilt by the weight
-    /// expression and one dense conv; then the bias. Backward passes come from the einsum, conv2d and
+    /// gradient checks). `factorized`: the stages in order, then the bias on the [N·H'·W', C_out] view
+    /// (`addingRowBias`: the general broadcasting add took a large share of a step); `reconstructed`: the kernel
+    /// rebuilt by the weight expression and one dense conv with the bias. Backward passes come from the einsum, conv2d and
     /// reshape/permute VJPs.
     ///
     /// - Precondition: `input` is NHWC with C_in channels; core and bias shapes match the layer.
@@ -229,7 +232,7 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
             precondition(biasVariable.shape == [outChannels], "\(name): bias \(biasVariable.shape) for \(outChannels) outputs")
         }
         let resolved = mode == .auto
-            ? cost(forInput: Array(input.shape.dropFirst()), batch: Swift.max(input.shape[0], 1), mode: .auto).mode : mode
+            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value) : mode
         if resolved == .reconstructed {
             return conv2d(input, weight: reconstructWeight(coreVariables), bias: biasVariable, params: params)
         }
@@ -240,8 +243,32 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
             case let .spatial(s): x = s.apply(x, weight: coreVariables[s.core])
             }
         }
-        if let biasVariable { x = x + biasVariable }
-        return x
+        guard let biasVariable else { return x }
+        let shape = x.shape
+        return addingRowBias(x.reshaped([shape.dropLast().reduce(1, *), outChannels]), biasVariable).reshaped(shape)
+    }
+
+    /// `auto`'s choice for `x` (`ContractionPlanCache.autoMode`: the exact counts when they differ by more than
+    /// `ExecutionMode.measuredBand`, else one timed forward + backward pass per mode), timed on private variables
+    /// (the parameters and their gradients are not touched) and cached per input shape. Equal MACs are far from
+    /// equal time here: the stages are small convolutions and GEMMs with few channels, the rebuilt kernel one
+    /// large convolution.
+    public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?) -> ExecutionMode {
+        let constant = Variable(constant: x)
+        return planCache.autoMode(inputShape: x.shape) {
+            let (shape, batch) = (Array(x.shape.dropFirst()), Swift.max(x.shape[0], 1))
+            return (cost(forInput: shape, batch: batch, mode: .factorized).total, cost(forInput: shape, batch: batch, mode: .reconstructed).total)
+        } trainingStep: { mode in
+            let tape = Tape<Scalar>()
+            tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
+        }
+    }
+
+    /// The mode a forward pass on `batch` samples of shape [H, W, C_in] runs in: `executionMode`, with `auto`
+    /// resolved by the measured choice for that input when there is one, else by the exact counts.
+    public func resolvedMode(forInput shape: [Int], batch: Int) -> ExecutionMode {
+        guard executionMode == .auto else { return executionMode }
+        return planCache.measuredMode(inputShape: [batch] + shape) ?? cost(forInput: shape, batch: batch, mode: .auto).mode
     }
 
     /// Applies the layer, recording the cores and bias on the input's tape.

@@ -12,7 +12,8 @@ public enum ExecutionMode: Sendable, Equatable, CaseIterable {
     case reconstructed
     /// The faster of the two at the actual batch size: decided by the exact multiply-add counts when one mode
     /// needs far fewer (`ExecutionMode.measuredBand`), else by timing one forward + backward pass of each on the
-    /// first input of that batch size, cached per batch size. Equal MACs do not mean equal time: a factorized path
+    /// first input of that shape, cached per input shape (`ContractionPlanCache.autoMode`; for FC layers the shape
+    /// is [rows, I], so per batch size). Equal MACs do not mean equal time: a factorized path
     /// runs small GEMMs with short inner dimensions and permutes between them, a rebuilt weight one large GEMM.
     case auto
 
@@ -69,13 +70,38 @@ public final class ContractionPlanCache {
     /// The batch sizes with a cached forward path.
     public var cachedBatchSizes: [Int] { forward.keys.sorted() }
 
-    private var measured: [Int: ExecutionMode] = [:]
+    private var measured: [[Int]: ExecutionMode] = [:]
 
-    /// The mode `auto` measured as faster for `batch`, if it was measured.
-    public func measuredMode(batch: Int) -> ExecutionMode? { measured[batch] }
+    /// The mode `auto` chose for inputs of shape `inputShape`, if it has chosen.
+    public func measuredMode(inputShape: [Int]) -> ExecutionMode? { measured[inputShape] }
 
-    /// Records the mode `auto` uses for `batch`.
-    public func setMeasuredMode(_ mode: ExecutionMode, batch: Int) { measured[batch] = mode }
+    /// `auto`'s choice for inputs of shape `inputShape` (see `ExecutionMode.auto`), the one mechanism of every
+    /// factorized layer: the cached choice, else the exact counts (`counts()`: factorized and reconstructed MACs)
+    /// when they differ by more than `ExecutionMode.measuredBand`, else the faster mode over two timed runs of
+    /// `trainingStep` each (one forward + backward pass in that mode, after one untimed run each). The result is
+    /// cached per input shape.
+    public func autoMode(inputShape: [Int], counts: () -> (factorized: Int, reconstructed: Int),
+                         trainingStep: (ExecutionMode) -> Void) -> ExecutionMode {
+        if let mode = measured[inputShape] { return mode }
+        let (factorized, reconstructed) = counts()
+        var chosen: ExecutionMode = factorized < reconstructed ? .factorized : .reconstructed
+        if Swift.max(factorized, reconstructed) <= ExecutionMode.measuredBand * Swift.max(1, Swift.min(factorized, reconstructed)) {
+            func seconds(_ mode: ExecutionMode) -> Double {
+                let start = DispatchTime.now().uptimeNanoseconds
+                trainingStep(mode)
+                return Double(DispatchTime.now().uptimeNanoseconds - start)
+            }
+            _ = seconds(.factorized)
+            _ = seconds(.reconstructed)
+            var best: [ExecutionMode: Double] = [:]
+            for _ in 0..<2 {
+                for mode in [ExecutionMode.factorized, .reconstructed] { best[mode] = Swift.min(best[mode] ?? .infinity, seconds(mode)) }
+            }
+            chosen = best[.factorized]! < best[.reconstructed]! ? .factorized : .reconstructed
+        }
+        measured[inputShape] = chosen
+        return chosen
+    }
 }
 
 /// A layer whose weight W ∈ ℝ^{I×O} (y = x·W + b, METHODS §0.2) is a small tensor network of cores.
@@ -138,7 +164,7 @@ extension FactorizedLayer {
             return ExecutionCost(mode: .reconstructed, activationSide: batch * inputFeatures * outputFeatures,
                                  weightSide: weightPath().multiplyAdds)
         case .auto:
-            if let measured = planCache.measuredMode(batch: batch) { return cost(batch: batch, mode: measured) }
+            if let measured = planCache.measuredMode(inputShape: [batch, inputFeatures]) { return cost(batch: batch, mode: measured) }
             let factorized = cost(batch: batch, mode: .factorized)
             let reconstructed = cost(batch: batch, mode: .reconstructed)
             return factorized.total < reconstructed.total ? factorized : reconstructed
@@ -149,36 +175,17 @@ extension FactorizedLayer {
     /// choice for this batch size when there is one, else by exact counts.
     public func resolvedMode(batch: Int) -> ExecutionMode { cost(batch: batch, mode: executionMode).mode }
 
-    /// `auto`'s choice for a batch of `x`'s rows (see `ExecutionMode.auto`): the cached choice, else the counts when
-    /// they differ by more than `ExecutionMode.measuredBand`, else the faster of the two modes over two timed
-    /// forward + backward passes each (after one untimed pass each), on private variables (the parameters and
-    /// their gradients are not touched). The result is cached per batch size.
+    /// `auto`'s choice for a batch of `x`'s rows (`ContractionPlanCache.autoMode`), timed on private variables (the
+    /// parameters and their gradients are not touched) and cached per batch size.
     public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?) -> ExecutionMode {
         let rows = x.scalarCount / inputFeatures
-        if let measured = planCache.measuredMode(batch: rows) { return measured }
-        let factorized = cost(batch: rows, mode: .factorized).total, reconstructed = cost(batch: rows, mode: .reconstructed).total
-        let counted: ExecutionMode = factorized < reconstructed ? .factorized : .reconstructed
-        guard Swift.max(factorized, reconstructed) <= ExecutionMode.measuredBand * Swift.max(1, Swift.min(factorized, reconstructed)) else {
-            planCache.setMeasuredMode(counted, batch: rows)
-            return counted
-        }
         let constant = Variable(constant: x.reshaped([rows, inputFeatures]))
-        func seconds(_ mode: ExecutionMode) -> Double {
+        return planCache.autoMode(inputShape: [rows, inputFeatures]) {
+            (cost(batch: rows, mode: .factorized).total, cost(batch: rows, mode: .reconstructed).total)
+        } trainingStep: { mode in
             let tape = Tape<Scalar>()
-            let start = DispatchTime.now().uptimeNanoseconds
-            let y = apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode)
-            tape.gradients(of: y)
-            return Double(DispatchTime.now().uptimeNanoseconds - start)
+            tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
         }
-        _ = seconds(.factorized)
-        _ = seconds(.reconstructed)
-        var best: [ExecutionMode: Double] = [:]
-        for _ in 0..<2 {
-            for mode in [ExecutionMode.factorized, .reconstructed] { best[mode] = Swift.min(best[mode] ?? .infinity, seconds(mode)) }
-        }
-        let faster: ExecutionMode = best[.factorized]! < best[.reconstructed]! ? .factorized : .reconstructed
-        planCache.setMeasuredMode(faster, batch: rows)
-        return faster
     }
 
     /// Exact multiply-adds of one forward pass on `batch` rows in the layer's execution mode.

@@ -58,19 +58,7 @@ public enum CompressionFormat: String, Sendable, Codable, CaseIterable {
 
     /// The factorized conv format of the same name (SVD: the channel variant, a K×K conv to R channels then 1×1;
     /// Tucker: Tucker-2 [9]; KPD: GKPD [36]), or nil where LowRank has no conv form (STT, STR).
-    public var convolutionFormat: FactorizedConvFormat? {
-        switch self {
-        case .svd: return .svdChannel
-        case .cp: return .cp
-        case .tucker: return .tucker2
-        case .tensorTrain: return .tensorTrain
-        case .tensorRing: return .tensorRing
-        case .hierarchicalTucker: return .hierarchicalTucker
-        case .blockTerm: return .blockTerm
-        case .kronecker: return .gkpd
-        case .semiTensorTrain, .semiTensorRing: return nil
-        }
-    }
+    public var convolutionFormat: FactorizedConvFormat? { FactorizedConvFormat(linearFormat) }
 }
 
 /// What a compressed layer should keep: a compression ratio, explicit ranks, or an energy share of the singular
@@ -90,8 +78,6 @@ public enum LayerRankTarget: Sendable, Equatable {
 public struct LayerCompressorOptions: Sendable {
     /// N_b for block-term layers.
     public var blocks: Int = 2
-    /// The STP factor t of STT and STR layers (their ranks become multiples of t).
-    public var stpFactor: Int = 2
     /// Sweeps of CP-ALS and TR-ALS at most (conversion time grows linearly with it; fine-tuning follows).
     public var alsIterations: Int = 30
     /// The largest block-term core system N_b·∏R_k that BTD-ALS may solve (its normal matrix has that size squared).
@@ -271,9 +257,7 @@ public enum LayerCompressor {
             }
             let (network, _) = try FactorizedLinear<Scalar>.network(format: format, inputModes: record.inputModes,
                                                                    outputModes: record.outputModes, ranks: record.ranks,
-                                                                   blocks: record.blocks,
-                                                                   stpFactor: record.extra["stpFactor"]?.first ?? 1,
-                                                                   layer: record.name)
+                                                                   blocks: record.blocks, layer: record.name)
             return try FactorizedLinear<Scalar>(format: format, inputModes: record.inputModes, outputModes: record.outputModes,
                                                 cores: network.coreShapes.map { Tensor.zeros($0) },
                                                 bias: record.bias ? Tensor.zeros([network.outputFeatures]) : nil,
@@ -299,7 +283,6 @@ public enum LayerCompressor {
             return .keptDense(reason: "converting a trained weight to \(format.displayName) is not available yet (STT/STR-ALS "
                               + "fails on these ranks); train a pre-set \(format.shortName) layer instead")
         }
-        let t = 1
         let (inputs, outputs) = (linear.inputFeatures, linear.outputFeatures)
         let d = modeCount(for: fcFormat)
         let inputModes = balancedFactorization(of: inputs, into: d)
@@ -317,10 +300,10 @@ public enum LayerCompressor {
             decompositionTarget = .relativeError(Scalar((1 - e).squareRoot()))
         case let .ratio(ratio):
             guard let ranks = try uniformRanks(fcFormat, inputModes: inputModes, outputModes: outputModes, blocks: blocks,
-                                               stpFactor: t, budget: Double(inputs * outputs) / ratio, layer: name) else {
+                                               budget: Double(inputs * outputs) / ratio, layer: name) else {
                 let (smallest, _) = try FactorizedLinear<Scalar>.network(format: fcFormat, inputModes: inputModes,
-                                                                        outputModes: outputModes, ranks: [t],
-                                                                        blocks: blocks, stpFactor: t, layer: name)
+                                                                        outputModes: outputModes, ranks: [1],
+                                                                        blocks: blocks, layer: name)
                 return .keptDense(reason: String(format: "even rank 1 keeps %d of %d parameters (%.1f×), short of %.1f×",
                                                  smallest.parameterCount, inputs * outputs,
                                                  Double(inputs * outputs) / Double(smallest.parameterCount), ratio))
@@ -349,29 +332,27 @@ public enum LayerCompressor {
                                          bias: linear.bias?.value, name: name)
         } else {
             layer = try FactorizedLinear.converting(linear, format: fcFormat, inputModes: inputModes, outputModes: outputModes,
-                                                    target: decompositionTarget, blocks: blocks, stpFactor: t,
-                                                    cpOptions: cpOptions, name: name)
+                                                    target: decompositionTarget, blocks: blocks, cpOptions: cpOptions,
+                                                    name: name)
         }
         let (ranks, realBlocks, _) = try FactorizedLinear<Scalar>.ranks(of: fcFormat, cores: layer.cores.map(\.value),
                                                                         modeCount: layer.network.inputModes.count, layer: name)
         let record = FactorizedLayerRecord(name: name, kind: "linear", format: format.shortName,
                                            inputModes: layer.network.inputModes, outputModes: layer.network.outputModes,
-                                           ranks: ranks, blocks: realBlocks, bias: layer.bias != nil,
-                                           extra: t > 1 ? ["stpFactor": [t]] : [:])
+                                           ranks: ranks, blocks: realBlocks, bias: layer.bias != nil)
         return .replaced(layer, record)
     }
 
     /// The largest uniform rank r (each position capped where a larger rank cannot lower the error) whose exact core
     /// count is ≤ `budget`; nil when even r = 1 exceeds it. The core count is non-decreasing in r, so a binary search
     /// finds it.
-    /// For the STP formats r counts multiples of t (their ranks must be multiples of t).
     static func uniformRanks(_ format: FactorizedFormat, inputModes: [Int], outputModes: [Int], blocks: Int,
-                             stpFactor t: Int = 1, budget: Double, layer: String) throws -> [Int]? {
-        let caps = rankCaps(format, inputModes: inputModes, outputModes: outputModes).map { Swift.max($0 / t, 1) }
-        func ranks(_ r: Int) -> [Int] { caps.map { t * Swift.min(r, $0) } }
+                             budget: Double, layer: String) throws -> [Int]? {
+        let caps = rankCaps(format, inputModes: inputModes, outputModes: outputModes)
+        func ranks(_ r: Int) -> [Int] { caps.map { Swift.min(r, $0) } }
         func cost(_ r: Int) throws -> Int {
             try FactorizedLinear<Float>.network(format: format, inputModes: inputModes, outputModes: outputModes,
-                                                ranks: ranks(r), blocks: blocks, stpFactor: t, layer: layer).0.parameterCount
+                                                ranks: ranks(r), blocks: blocks, layer: layer).0.parameterCount
         }
         guard Double(try cost(1)) <= budget else { return nil }
         var low = 1, high = caps.max() ?? 1

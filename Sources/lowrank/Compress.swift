@@ -15,13 +15,13 @@ struct RankOptions: ParsableArguments {
     @Option(help: "Ranks of every compressed layer, comma-separated (one number for all ranks of the format).")
     var ranks: String?
 
-    @Option(help: "Rank rule: energy:E keeps a share E of Σσ² (e.g. energy:0.9); evbmf is not yet available.")
+    @Option(help: "Rank rule: energy:E keeps a share E of Σσ² per layer (any format; e.g. energy:0.9); evbmf (svd format) picks each layer's rank by EVBMF [56].")
     var rankRule: String?
 
-    @Option(help: "Global parameter budget (not yet available).")
+    @Option(help: "Global parameter budget for the whole model: SVD ranks allocated across layers (svd format).")
     var budgetParams: Int?
 
-    @Option(help: "Global multiply-add budget (not yet available).")
+    @Option(help: "Global multiply-add budget per image for the whole model (svd format).")
     var budgetMacs: Int?
 
     @Option(help: "Blocks of block-term (btd) layers.")
@@ -37,11 +37,10 @@ struct RankOptions: ParsableArguments {
             throw ValidationError("unknown format '\(format)'; choose one of "
                                   + CompressionFormat.allCases.map(\.shortName).joined(separator: ", "))
         }
-        if budgetParams != nil || budgetMacs != nil {
-            throw ValidationError("--budget-params and --budget-macs (global rank allocation) are not yet available; "
-                                  + "use --ratio or --ranks")
-        }
         var targets: [LayerRankTarget] = []
+        var rule: ModelRankRule?
+        if let budgetParams { rule = .budget(budgetParams, .parameters); targets.append(.ratio(1)) }
+        if let budgetMacs { rule = .budget(budgetMacs, .macs); targets.append(.ratio(1)) }
         if let ratio { targets.append(.ratio(ratio)) }
         if let ranks {
             let values = ranks.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -53,16 +52,18 @@ struct RankOptions: ParsableArguments {
         if let rankRule {
             if rankRule.hasPrefix("energy:"), let e = Double(rankRule.dropFirst("energy:".count)), e > 0, e <= 1 {
                 targets.append(.energy(e))
-            } else if rankRule == "evbmf" || rankRule.hasPrefix("budget:") {
-                throw ValidationError("--rank-rule \(rankRule) is not yet available; use energy:E, --ratio or --ranks")
+            } else if rankRule == "evbmf" {
+                rule = .perLayer(.evbmf)
+                targets.append(.ratio(1))
             } else {
-                throw ValidationError("--rank-rule must be energy:E with 0 < E ≤ 1 (e.g. energy:0.9), got '\(rankRule)'")
+                throw ValidationError("--rank-rule must be energy:E with 0 < E ≤ 1 (e.g. energy:0.9) or evbmf, got '\(rankRule)'")
             }
         }
         guard targets.count == 1 else {
-            throw ValidationError("give exactly one of --ratio, --ranks, --rank-rule (got \(targets.count))")
+            throw ValidationError("give exactly one of --ratio, --ranks, --rank-rule, --budget-params, --budget-macs (got \(targets.count))")
         }
         var settings = CompressionSettings(format: chosen, target: targets[0])
+        settings.rankRule = rule
         settings.compressor.blocks = blocks
         return settings
     }

@@ -10,10 +10,12 @@ struct Cost: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-layer parameters, MACs, compression, execution mode, activation memory and energy of a model.",
         discussion: """
-        Without --format the model is priced as it is. With --format (svd, cp, tucker, tt, tr, ht, btd, kpd, stt, \
-        str) and --ranks, every linear layer is priced as a pre-set factorized layer of that format (its features \
-        split into --cores balanced modes; KPD uses 2, SVD 1); convolutions stay dense for now. A layer the format \
-        cannot take stays dense, with the reason printed. MACs and memory come from the einsum engine's exact \
+        Without --format the model is priced as it is. With --format (svd, cp, tucker, tt, tr, ht, btd, kpd or \
+        gkpd, stt, str) and --ranks, every linear layer is priced as a pre-set factorized layer of that format (its \
+        features split into --cores balanced modes; KPD uses 2, SVD 1) and every convolution as a pre-set \
+        FactorizedConv2D of the format's conv form (svd: channel SVD, tucker: Tucker-2, kpd: GKPD; channels split \
+        into 2 balanced modes; stt and str have none). A layer the format cannot take stays dense, with the reason \
+        printed. MACs and memory come from the einsum engine's exact \
         counts at --batch; energy from METHODS §8's fp32 per-operation energies (weights on chip when the model \
         fits in 1 MiB). Factorized layers list both execution modes; * marks the one auto picks.
 
@@ -28,7 +30,7 @@ struct Cost: ParsableCommand {
     @Option(help: "fmnist-cnn, lenet5, resnet20, resnet32, resnet56, or a checkpoint written by lowrank train.")
     var model: String
 
-    @Option(help: "The factorized format for the FC layers (svd, cp, tucker, tt, tr, ht, btd, kpd, stt, str).")
+    @Option(help: "The factorized format (svd, cp, tucker, tt, tr, ht, btd, kpd or gkpd, stt, str).")
     var format: String?
 
     @Option(help: "Ranks, comma-separated (one value for every rank); meaning as in the format's documentation.")
@@ -51,12 +53,21 @@ struct Cost: ParsableCommand {
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
         guard cores > 0 else { throw ValidationError("--cores must be positive") }
-        if let format, FactorizedFormat(name: format) == nil {
+        if format != nil, parsedFormat == nil {
             throw ValidationError("unknown format '\(format)'; choose one of "
                                   + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", "))
         }
         guard parsedRanks != nil else { throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'") }
         guard executionMode != nil else { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode)'") }
+    }
+
+    /// The format named by --format; a conv name (gkpd) stands for the FC format whose conv form it is.
+    private var parsedFormat: FactorizedFormat? {
+        format.flatMap { name in
+            FactorizedFormat(name: name) ?? FactorizedConvFormat(name: name).flatMap { conv in
+                FactorizedFormat.allCases.first { FactorizedConvFormat($0) == conv }
+            }
+        }
     }
 
     private var parsedRanks: [Int]? {
@@ -77,16 +88,15 @@ struct Cost: ParsableCommand {
         let (network, inputShape, modelName) = try loadModel(model)
         var replacing: [String: any Layer<Float>] = [:]
         var notes: [String] = []
-        if let format = format.flatMap(FactorizedFormat.init(name:)) {
+        if let format = parsedFormat {
             let leaves = ModelCost.leafLayers(of: network)
             for summary in network.layerSummaries(prefix: "", inputShape: inputShape) {
                 do {
                     if let linear = leaves[summary.name] as? Linear<Float> {
                         replacing[summary.name] = try factorizedLinear(linear, name: summary.name, format: format)
-                    } else if let conv = leaves[summary.name] as? Conv2D<Float>,
-                              let factorized = try factorizedConvolution(conv, name: summary.name, format: format, ranks: parsedRanks!,
-                                                                         stpFactor: stpFactor) {
-                        replacing[summary.name] = factorized
+                    } else if let conv = leaves[summary.name] as? Conv2D<Float> {
+                        replacing[summary.name] = try factorizedConvolution(conv, name: summary.name, format: format,
+                                                                            ranks: parsedRanks!, executionMode: executionMode!)
                     }
                 } catch {
                     notes.append("\(summary.name) kept dense: \(error)")
@@ -116,7 +126,7 @@ struct Cost: ParsableCommand {
             ["compute_pj": e.computePicojoules, "memory_pj": e.memoryPicojoules, "total_pj": e.totalPicojoules]
         }
         return [
-            "model": model, "batch": cost.batch, "format": format.flatMap(FactorizedFormat.init(name:))?.shortName ?? "dense",
+            "model": model, "batch": cost.batch, "format": parsedFormat?.shortName ?? "dense",
             "weights_on_chip": cost.weightsOnChip, "notes": notes,
             "layers": cost.layers.map { layer -> [String: Any] in
                 [
@@ -143,7 +153,7 @@ struct Cost: ParsableCommand {
     }
 
     private func printTable(_ cost: ModelCost, model: String, notes: [String]) {
-        let formatName = format.flatMap(FactorizedFormat.init(name:)).map { "\($0.shortName), ranks \(ranks)" } ?? "dense"
+        let formatName = parsedFormat.map { "\($0.shortName), ranks \(ranks)" } ?? "dense"
         print("\(model) (\(formatName)), batch \(cost.batch); memory in elements at this batch, energy per image (METHODS §8, fp32, "
               + "weights \(cost.weightsOnChip ? "on chip" : "in DRAM"))")
         var rows = [["layer", "params", "MACs/image", "CR", "mode", "largest", "stored", "energy µJ"]]
@@ -188,11 +198,23 @@ struct Cost: ParsableCommand {
     }
 }
 
-/// The factorized form of a dense `Conv2D` in `format` at `ranks`, used by `lowrank cost` in place of the conv;
-/// nil keeps the conv dense. FactorizedConv2D is built separately: until it is wired in here every conv stays dense.
+/// A pre-set `FactorizedConv2D` standing in for `conv` in the conv form of `format` (`FactorizedConvFormat.init(_:)`)
+/// at `ranks` (one value stands for every rank), with the conv's kernel, stride, padding, dilation and bias (values
+/// irrelevant to the costs; channels split into two balanced modes where the format splits them).
+///
+/// - Throws: `CompressionError` when the format has no conv form or does not fit the conv (the caller keeps it dense).
 func factorizedConvolution(_ conv: Conv2D<Float>, name: String, format: FactorizedFormat, ranks: [Int],
-                           stpFactor: Int) throws -> (any Layer<Float>)? {
-    nil
+                           executionMode: ExecutionMode) throws -> FactorizedConv2D<Float> {
+    guard let convFormat = FactorizedConvFormat(format) else {
+        throw CompressionError.unsupportedFormat(layer: name, problem:
+            "\(format.shortName) has no convolution form; conv formats: "
+            + FactorizedConvFormat.allCases.map(\.shortName).joined(separator: ", "))
+    }
+    var generator = SeededGenerator(seed: 0)
+    return try FactorizedConv2D<Float>(format: convFormat, inChannels: conv.inChannels, outChannels: conv.outChannels,
+                                       kernelHeight: conv.kernelSize.height, kernelWidth: conv.kernelSize.width,
+                                       params: conv.params, ranks: ranks, bias: conv.bias != nil,
+                                       executionMode: executionMode, name: name, generator: &generator)
 }
 
 /// The model named `name` (registered, with its default input) or restored from a checkpoint.

@@ -11,7 +11,7 @@ import TensorCore
 /// every execution mode, the input a constant (as in the peer). Per row: parameters, forward MACs, median time,
 /// the achieved GFLOP/s of the exact forward + backward work, the GEMM rate the same contraction steps reach as bare
 /// `Tensor.matmul` calls on pre-arranged operands (what `lowrank bench core` measures, on the same data volumes),
-/// and the speed-up over the dense layer.
+/// and the speed-up over the dense layer. Then the conv rows (`convolutionRows`).
 struct LayerBenchmark {
     var repeats = 10
     var batch = 256
@@ -94,7 +94,8 @@ struct LayerBenchmark {
                                 denseSeconds: pairedDense))
             }
         }
-        rows += convolutionRows()
+        let conv = try convolutionRows(only: only, executionModes: executionModes)
+        rows += conv.rows
         var peer: [(name: String, parameters: String, milliseconds: String)] = []
         var peerProblem: String?
         if let python {
@@ -116,7 +117,7 @@ struct LayerBenchmark {
                     return object
                 },
                 "tensorly_torch": peer.map { ["layer": $0.name, "parameters": $0.parameters, "ms": $0.milliseconds] },
-                "tensorly_torch_problem": peerProblem ?? "",
+                "tensorly_torch_problem": peerProblem ?? "", "conv_notes": conv.notes,
             ])
             return
         }
@@ -128,6 +129,7 @@ struct LayerBenchmark {
                           String(format: "%.2f", row.denseSeconds * 1e3), String(format: "%.2f×", row.denseSeconds / row.seconds)])
         }
         printAligned(table)
+        for note in conv.notes { print("note: \(note)") }
         if peer.isEmpty {
             print("TensorLy-Torch: skipped (\(peerProblem ?? "no output"))")
         } else {
@@ -227,9 +229,58 @@ struct LayerBenchmark {
         }
     }
 
-    /// Conv rows: a 64→64 3×3 conv at 14×14 (batch 256) in every format against the dense `Conv2D`. The hook for
-    /// FactorizedConv2D: until it lands there is nothing to time, and the FC table is printed alone.
-    private func convolutionRows() -> [Row] { [] }
+    /// Conv rows: a 64→64 3×3 conv (padding 1) at 14×14, batch 256, forward + backward (the input a constant), every
+    /// conv format at the uniform ranks that give 5× and 10× fewer kernel parameters (`FactorizedConv2D.uniformRanks`;
+    /// BTD with 2 blocks), in every execution mode, each timed alternately with the dense `Conv2D`. Training MACs
+    /// come from `FactorizedConv2D.trainingMultiplyAdds`; there is no bare-GEMM reference for the conv stages. A
+    /// format that cannot reach a ratio gives a note instead of a row.
+    private func convolutionRows(only: String?, executionModes: [ExecutionMode]) throws -> (rows: [Row], notes: [String]) {
+        let (channels, size) = (64, 14)
+        let shape = [size, size, channels]
+        var generator = SeededGenerator(seed: 2)
+        let x = Tensor<Float>.randomNormal([batch] + shape, generator: &generator)
+        let params = Convolution2D(padding: 1)
+        let dense = Conv2D<Float>(inChannels: channels, outChannels: channels, kernelHeight: 3, kernelWidth: 3, params: params,
+                                  generator: &generator)
+        let denseMACs = batch * dense.multiplyAdds(forInput: shape)
+        let denseSeconds = medianSeconds(repeats: repeats) { trainStep(dense, x) }
+        var rows = [Row(layer: "conv dense", mode: "dense", parameters: dense.parameterCount, forwardMACs: denseMACs,
+                        trainingMACs: 2 * denseMACs, seconds: denseSeconds, gemmSeconds: nil, denseSeconds: denseSeconds)]
+        var notes: [String] = []
+        let formats = FactorizedConvFormat.allCases.filter { format in
+            only.map { format.shortName == $0.lowercased() || FactorizedConvFormat(name: $0) == format } ?? true
+        }
+        for format in formats {
+            let blocks = format == .blockTerm ? 2 : 1
+            for ratio in [5.0, 10.0] {
+                let ranks: [Int]
+                do {
+                    ranks = try FactorizedConv2D<Float>.uniformRanks(format: format, inChannels: channels, outChannels: channels,
+                                                                     kernelHeight: 3, kernelWidth: 3, blocks: blocks,
+                                                                     compressionRatio: ratio)
+                } catch {
+                    notes.append("conv \(format.shortName) at \(Int(ratio))×: \(error)")
+                    continue
+                }
+                let layer = try FactorizedConv2D<Float>(format: format, inChannels: channels, outChannels: channels,
+                                                        kernelHeight: 3, kernelWidth: 3, params: params, ranks: ranks,
+                                                        blocks: blocks, generator: &generator)
+                let label = "conv \(format.shortName) r\(ranks.map(String.init).joined(separator: ","))"
+                    + (blocks > 1 ? " ×\(blocks)" : "") + String(format: " (%.1f×)", layer.compressionRatio)
+                for mode in executionModes {
+                    layer.executionMode = mode
+                    let (seconds, pairedDense) = pairedMedians { trainStep(layer, x) } dense: { trainStep(dense, x) }
+                    let resolved = layer.resolvedMode(forInput: shape, batch: batch)
+                    rows.append(Row(layer: label, mode: mode == .auto ? "auto→\(name(resolved))" : name(mode),
+                                    parameters: layer.parameterCount,
+                                    forwardMACs: layer.cost(forInput: shape, batch: batch, mode: resolved).total,
+                                    trainingMACs: layer.trainingMultiplyAdds(forInput: shape, batch: batch, mode: resolved),
+                                    seconds: seconds, gemmSeconds: nil, denseSeconds: pairedDense))
+                }
+            }
+        }
+        return (rows, notes)
+    }
 
     private func runPeer(python: String) -> ([(name: String, parameters: String, milliseconds: String)], String?) {
         guard FileManager.default.fileExists(atPath: peerScript) else { return ([], "\(peerScript) not found") }

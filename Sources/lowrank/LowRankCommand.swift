@@ -17,7 +17,7 @@ struct LowRankCommand: ParsableCommand {
           lowrank compress fmnist-cnn.safetensors --format tt --ratio 5 --out small.safetensors
           lowrank demo
         """,
-        subcommands: [Demo.self, Compress.self, Convert.self, Train.self, Evaluate.self, Cost.self, Measure.self,
+        subcommands: [Demo.self, Compress.self, Convert.self, Rank.self, Train.self, Evaluate.self, Cost.self, Measure.self,
                       Experiment.self, Decompose.self, Reconstruct.self, Bench.self, Info.self]
     )
 

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Compression
+import Foundation
+import NeuralNetworks
+import TensorCore
+
+/// `lowrank rank`: the ranks a rule would choose, with predicted error and cost, changing nothing.
+struct Rank: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the SVD ranks a rule would choose for every layer, with predicted error and cost (METHODS §3).",
+        discussion: """
+        Every eligible layer (all but the first and the last weight layer) is seen in its SVD form: an FC weight, or \
+        a conv kernel as [C_in·K·K, C_out]. Rules: energy:E (smallest rank keeping a share E of Σσ²), evbmf \
+        (EVBMF, Nakajima et al. [56]), erank (⌈effective rank⌉ [97]), budget-params:N or budget-macs:N (ranks \
+        allocated across layers to minimize the summed relative error within a whole-model budget [55]).
+
+        Examples:
+          lowrank rank fmnist-cnn.safetensors --rule evbmf
+          lowrank rank fmnist-cnn.safetensors --rule budget-params:200000 --json
+        """
+    )
+
+    @Argument(help: "A checkpoint written by lowrank train.")
+    var model: String
+
+    @Option(help: "energy:E | evbmf | erank | budget-params:N | budget-macs:N")
+    var rule: String
+
+    @OptionGroup var output: OutputOptions
+
+    /// The model-wide rule `text` names.
+    static func parse(_ text: String) throws -> ModelRankRule {
+        func number<T: LosslessStringConvertible>(_ prefix: String) -> T? {
+            text.hasPrefix(prefix) ? T(String(text.dropFirst(prefix.count))) : nil
+        }
+        if text == "evbmf" { return .perLayer(.evbmf) }
+        if text == "erank" { return .perLayer(.measure(.effectiveRank, scale: 1)) }
+        if let e: Double = number("energy:"), e > 0, e <= 1 { return .perLayer(.energy(e)) }
+        if let n: Int = number("budget-params:"), n > 0 { return .budget(n, .parameters) }
+        if let n: Int = number("budget-macs:"), n > 0 { return .budget(n, .macs) }
+        throw ValidationError("--rule must be energy:E (0 < E ≤ 1), evbmf, erank, budget-params:N or budget-macs:N, got '\(text)'")
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let rule = try Self.parse(rule)
+            let (network, architecture, _) = try CompressedModel.load(model, as: Float.self)
+            let plan = try ModelRankPlanner.plan(network, inputShape: architecture.base.inputShape, rule: rule)
+            let report = plan.report
+            if output.json {
+                let data = try JSONEncoder().encode(report)
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            print("\(model): \(architecture.base.model), rule \(report.method)")
+            print("layer        format  rank  predicted error      params  dense params          MACs    dense MACs")
+            for layer in report.layers {
+                print(String(format: "%-12@ %-6@ %5@ %15.4f %11d %13d %13d %13d", layer.name as NSString,
+                             layer.format as NSString, (layer.ranks.first.map(String.init) ?? "-") as NSString,
+                             layer.predictedRelativeError, layer.parameters, layer.denseParameters, layer.macs, layer.denseMACs))
+            }
+            print(String(format: "compressed layers: %d → %d parameters (%.2f×), summed relative error %.4f",
+                         report.denseParameters, report.parameters, report.compressionRatio ?? 0, report.summedRelativeError))
+        }
+    }
+}
