@@ -75,7 +75,11 @@ public enum CompressedModel {
     {
         let checkpoint = try Checkpoint(contentsOf: path)
         let architecture = try CompressedArchitecture(json: checkpoint.architecture)
-        let model: any ShapedLayer<Scalar> = try architecture.makeModel()
+        // A record with compressed layers (the pre-train path) rebuilds them; otherwise the record is a dense or a
+        // tensorized (pre-set) model, which `TensorizedModel` rebuilds.
+        let model: any ShapedLayer<Scalar> = architecture.layers.isEmpty
+            ? try TensorizedModel.build(architectureJSON: checkpoint.architecture, seed: 0, as: Scalar.self).model
+            : try architecture.makeModel()
         try checkpoint.restore(into: model)
         return (model, architecture, checkpoint)
     }

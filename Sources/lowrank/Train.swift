@@ -71,11 +71,27 @@ struct Train: ParsableCommand {
     @Option(help: "Continue from this checkpoint (written by lowrank train).")
     var resume: String?
 
+    @Flag(help: "Anneal the learning rate from --lr to 0 over --epochs with a cosine schedule.")
+    var cosine = false
+
+    @Option(help: "Tensorize the model (pre-set, trained from scratch): every conv and linear layer but the first conv becomes this format: \(TensorizationFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var format: String?
+
+    @Option(help: "With --format: the rank of every factorized layer.")
+    var ranks: Int?
+
+    @Option(help: "With --format: per layer, the largest uniform ranks giving this many times fewer parameters.")
+    var ratio: Double?
+
+    @Option(help: "With --format: how factorized layers run (auto, factorized, reconstructed).")
+    var execution = "auto"
+
     @OptionGroup var compression: CompressionAwareOptions
 
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if format == nil && (ranks != nil || ratio != nil) { throw ValidationError("--ranks and --ratio need --format") }
         if compression.compressionAware != nil && resume != nil {
             throw ValidationError("--compression-aware starts a new run; drop --resume")
         }
@@ -138,14 +154,19 @@ struct Train: ParsableCommand {
             throw ValidationError("the model takes \(architecture.inputShape) images but \(training.name) has "
                                   + "\(training.imageShape); choose the data set the model was trained on")
         }
-        let model: any ShapedLayer<Float> = try ModelRegistry.make(architecture, seed: seed)
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: checkpoint?.architecture ?? architecture.json,
+            request: try format.map { try TensorizationRequest(format: $0, rank: ranks, ratio: ratio, execution: execution) }, seed: seed)
+        let model = built.model
         let optimizer: any Optimizer<Float> = try optimizerConfiguration.makeOptimizer(Float.self)
         var configuration = TrainingConfiguration(epochs: epochs)
         configuration.batchSize = batch
-        configuration.schedule = .constant(lr ?? (optimizerConfiguration.name == "sgd" ? 0.05 : 0.001))
+        let rate = lr ?? (optimizerConfiguration.name == "sgd" ? 0.05 : 0.001)
+        configuration.schedule = cosine && epochs > 0
+            ? .cosine(initial: rate, floor: 0, epochs: epochs, stepsPerEpoch: (training.count + batch - 1) / batch) : .constant(rate)
         configuration.seed = seed
         configuration.checkpointPath = out ?? (resume ?? "\(architecture.model).safetensors")
-        configuration.architecture = architecture.json
+        configuration.architecture = built.architectureJSON
         configuration.notes = ["data": source.rawValue, "batch": String(batch)]
         if let directory { configuration.notes["data_dir"] = directory }
         if let limit { configuration.notes["limit"] = String(limit) }
@@ -172,6 +193,7 @@ struct Train: ParsableCommand {
                   + "lr \(trainer.configuration.schedule.learningRate(atStep: trainer.state.step)), batch \(batch), "
                   + "seed \(trainer.configuration.seed), \(threads) thread(s)"
                   + (checkpoint != nil ? ", resuming after epoch \(trainer.state.epoch)" : ""))
+            if let line = built.summaryLine { print(line) }
             fflush(nil)  // progress goes to standard error; keep the two in order when both are piped
         }
         let summary = try trainer.fit(training: training, test: test)
@@ -182,7 +204,7 @@ struct Train: ParsableCommand {
         let path = trainer.configuration.checkpointPath ?? "(not saved: SVD-training layers)"
         if output.json {
             var object: [String: Any] = [
-                "model": architecture.model, "architecture": architecture.json, "data": source.rawValue,
+                "model": architecture.model, "architecture": built.architectureJSON, "data": source.rawValue,
                 "parameters": model.trainableParameterCount,
                 "multiply_adds_per_image": model.multiplyAdds(forInput: architecture.inputShape),
                 "optimizer": optimizerConfiguration.name, "batch": batch, "seed": trainer.configuration.seed,

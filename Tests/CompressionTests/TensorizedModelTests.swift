@@ -1,0 +1,161 @@
+import Autodiff
+import Compression
+import Foundation
+import NeuralNetworks
+import Testing
+import TensorCore
+
+private let fmnistRecord = ModelArchitecture(model: "fmnist-cnn", inputShape: [28, 28, 1], classes: 10).json
+
+/// Σ_k r_{k−1}·I_k·O_k·r_k with r_0 = 1 and r_d = 1: the TT-matrix cores' parameters (METHODS §1.6).
+private func ttMatrixParameters(_ inputModes: [Int], _ outputModes: [Int], _ ranks: [Int]) -> Int {
+    let bonds = [1] + ranks + [1]
+    return inputModes.indices.reduce(0) { $0 + bonds[$1] * inputModes[$1] * outputModes[$1] * bonds[$1 + 1] }
+}
+
+/// TT-conv [38]: the spatial core R_0·K_h·K_w, then the channel cores Σ_k R_{k−1}·I_k·O_k·R_k with R_d = 1.
+private func ttConvParameters(_ inputModes: [Int], _ outputModes: [Int], _ ranks: [Int], kernelArea: Int) -> Int {
+    let bonds = ranks + [1]
+    return ranks[0] * kernelArea
+        + inputModes.indices.reduce(0) { $0 + bonds[$1] * inputModes[$1] * outputModes[$1] * bonds[$1 + 1] }
+}
+
+private func forward(_ model: any ShapedLayer<Float>, _ x: Tensor<Float>) -> Tensor<Float> {
+    model(Variable(constant: x), mode: .inference).value
+}
+
+@Suite("Tensorized reference models") struct TensorizedModelTests {
+    /// TT at ratio 5: every layer's parameters equal the TT closed form at the chosen ranks, the model's total is
+    /// the dense total with the replaced layers swapped, every replaced layer (and their sum) has ≥ 5× fewer
+    /// parameters, and the ranks are the largest that do (rank + 1 breaks the budget of the FC layers).
+    @Test func ttParameterCountsAtRatioFive() throws {
+        let dense: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: fmnistRecord, seed: 0)
+        #expect(dense.model.trainableParameterCount == 870_826)
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: fmnistRecord, request: TensorizationRequest(format: .tt, ranks: .compressionRatio(5)), seed: 0)
+        let plan = try #require(built.plan)
+        #expect(built.layers.map(\.name) == ["0", "3", "7", "10", "15", "17"])
+        #expect(built.layers.map(\.isReplaced) == [false, true, true, true, true, true])
+        #expect(plan.layers.map(\.index) == [3, 7, 10, 15, 17])
+        let fc1 = try #require(plan.layers.first { $0.index == 15 })
+        #expect(fc1.inputModes == [8, 8, 7, 7] && fc1.outputModes == [4, 4, 4, 4])
+
+        var expectedTotal = dense.model.trainableParameterCount
+        for (layerPlan, summary) in zip(plan.layers, built.layers.dropFirst()) {
+            let isConv = layerPlan.index < 14
+            let bias = isConv ? 0 : (layerPlan.index == 15 ? 256 : 10)
+            let cores = isConv
+                ? ttConvParameters(layerPlan.inputModes, layerPlan.outputModes, layerPlan.ranks, kernelArea: 9)
+                : ttMatrixParameters(layerPlan.inputModes, layerPlan.outputModes, layerPlan.ranks)
+            #expect(summary.parameters == cores + bias, "layer \(summary.name)")
+            #expect(5 * summary.parameters <= summary.denseParameters, "layer \(summary.name): \(summary.parameters) of \(summary.denseParameters)")
+            if !isConv {
+                let larger = layerPlan.ranks.map { $0 + 1 }
+                #expect(5 * (ttMatrixParameters(layerPlan.inputModes, layerPlan.outputModes, larger) + bias) > summary.denseParameters,
+                        "layer \(summary.name): rank \(layerPlan.ranks) is not the largest within the budget")
+            }
+            expectedTotal += summary.parameters - summary.denseParameters
+        }
+        #expect(built.model.trainableParameterCount == expectedTotal)
+        #expect(built.compressionRatio >= 5)
+        #expect(built.model.multiplyAdds(forInput: [28, 28, 1]) > 0)
+    }
+
+    /// Every format gives a model whose forward pass maps [4, 28, 28, 1] to finite [4, 10] logits.
+    @Test(arguments: TensorizationFormat.allCases) func forwardShapes(format: TensorizationFormat) throws {
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: fmnistRecord, request: TensorizationRequest(format: format, ranks: .compressionRatio(5)), seed: 1)
+        #expect(built.layers.contains { $0.isReplaced }, "\(format): nothing replaced: \(built.layers.map { $0.reason ?? "" })")
+        let y = forward(built.model, Tensor<Float>.randomNormal([4, 28, 28, 1], seed: 2))
+        #expect(y.shape == [4, 10])
+        #expect(y.scalars.allSatisfy { $0.isFinite })
+        #expect(built.model.outputShape(forInput: [28, 28, 1]) == [10])
+    }
+
+    /// The same seed in the factorized and the reconstructed execution modes gives the same network: outputs agree
+    /// to Float rounding.
+    @Test func executionModesComputeTheSameFunction() throws {
+        let x = Tensor<Float>.randomNormal([2, 28, 28, 1], seed: 8)
+        for format in [TensorizationFormat.tt, .tr] {
+            let outputs = try [ExecutionMode.factorized, .reconstructed].map { mode in
+                let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+                    architectureJSON: fmnistRecord,
+                    request: TensorizationRequest(format: format, ranks: .compressionRatio(5), executionMode: mode), seed: 9)
+                return forward(built.model, x)
+            }
+            let difference = (outputs[0] - outputs[1]).squaredNorm().squareRoot(), scale = outputs[1].squaredNorm().squareRoot()
+            #expect(difference <= 1e-4 * scale, "\(format): ‖Δ‖ \(difference) for ‖y‖ \(scale)")
+        }
+    }
+
+    /// Saving a tensorized model and rebuilding it from the checkpoint's architecture record (another seed) gives
+    /// the same plan, the same parameters and the same outputs.
+    @Test func checkpointRoundTrip() throws {
+        let request = try TensorizationRequest(format: "tr", rank: nil, ratio: 5, execution: "reconstructed")
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: fmnistRecord, request: request, seed: 3)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tensorized-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint.save(built.model, to: path, architecture: built.architectureJSON)
+        let saved = try Checkpoint(contentsOf: path)
+        let rebuilt: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: saved.architecture, seed: 99)
+        #expect(rebuilt.plan == built.plan)
+        #expect(rebuilt.architectureJSON == built.architectureJSON)
+        let x = Tensor<Float>.randomNormal([3, 28, 28, 1], seed: 4)
+        #expect(forward(rebuilt.model, x) != forward(built.model, x))
+        try saved.restore(into: rebuilt.model)
+        #expect(forward(rebuilt.model, x) == forward(built.model, x))
+        #expect(throws: CompressionError.self) {
+            let _: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: saved.architecture, request: request, seed: 0)
+        }
+    }
+
+    /// Tucker at rank 40: the 32-channel convolutions cannot take it (Tucker-2 ranks are at most the channels), and
+    /// the FC layers' 4-mode Tucker core 40^8 is larger than the dense layer; they stay dense with the reason, the
+    /// 64→64 convolution is replaced, and the model still runs.
+    @Test func layersTheFormatCannotTakeStayDense() throws {
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: fmnistRecord, request: TensorizationRequest(format: .tucker, ranks: .uniform(40)), seed: 5)
+        let byName = Dictionary(uniqueKeysWithValues: built.layers.map { ($0.name, $0) })
+        for name in ["3", "7"] {
+            let reason = try #require(byName[name]?.reason)
+            #expect(reason.contains("exceed"), "layer \(name): \(reason)")
+            #expect(byName[name]?.parameters == byName[name]?.denseParameters)
+        }
+        for name in ["15", "17"] {
+            let reason = try #require(byName[name]?.reason)
+            #expect(reason.contains("not fewer"), "layer \(name): \(reason)")
+        }
+        #expect(byName["10"]?.format == "tucker2" && byName["10"]?.ranks == [40, 40])
+        let sequential = try #require(built.model as? Sequential<Float>)
+        #expect(sequential.layers[3] is Conv2D<Float> && sequential.layers[15] is Linear<Float>)
+        #expect(sequential.layers[10] is FactorizedConv2D<Float>)
+        #expect(forward(built.model, Tensor<Float>.randomNormal([2, 28, 28, 1], seed: 6)).shape == [2, 10])
+        #expect(throws: CompressionError.self) { try TensorizationRequest(format: "tt", rank: 8, ratio: 5) }
+        #expect(throws: CompressionError.self) { try TensorizationRequest(format: "qr", rank: 8, ratio: nil) }
+    }
+
+    /// ResNets hold their convolutions in blocks: tensorizing one is refused with the reason.
+    @Test func residualModelsAreRefused() throws {
+        let record = ModelArchitecture(model: "resnet20", inputShape: [28, 28, 1], classes: 10).json
+        #expect(throws: CompressionError.self) {
+            let _: TensorizedModelBuild<Float> = try TensorizedModel.build(
+                architectureJSON: record, request: TensorizationRequest(format: .tt, ranks: .uniform(4)), seed: 0)
+        }
+    }
+
+    /// Three Adam epochs on 256 real Fashion-MNIST images lower the loss of the TT-tensorized fmnist-cnn.
+    @Test func shortTrainingLowersTheLoss() throws {
+        let images = try Dataset.load(.fashionMNIST, split: .train).subset(first: 256)
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: fmnistRecord, request: TensorizationRequest(format: .tt, ranks: .compressionRatio(5)), seed: 7)
+        let before = Trainer<Float>.evaluate(built.model, on: images).loss
+        var configuration = TrainingConfiguration(epochs: 3)
+        configuration.batchSize = 64
+        configuration.schedule = .constant(0.001)
+        configuration.progress = .silent
+        let trainer = Trainer(model: built.model, optimizer: Adam<Float>(), configuration: configuration)
+        _ = try trainer.fit(training: images)
+        let after = Trainer<Float>.evaluate(built.model, on: images).loss
+        #expect(after < 0.8 * before, "loss \(before) → \(after)")
+    }
+}
