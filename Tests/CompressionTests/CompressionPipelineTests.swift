@@ -178,19 +178,24 @@ struct CompressionPipelineRealDataTests {
         settings.timingImages = 256
         let result = try CompressionPipeline.run(checkpoint: densePath, training: train, test: test, settings: settings,
                                                  output: smallPath)
-        let fc = try #require(result.layers.first { $0.name == "15" })
-        #expect(fc.format == "tucker" && fc.compressionRatio >= 5)
-        // Only the FC layer changed: the network loses exactly its dense weight and gains its cores.
-        #expect(result.compressed.parameters == result.dense.parameters - fc.denseParameters + fc.parameters)
+        let compressed = result.layers.filter { $0.format != nil }
+        #expect(compressed.map(\.name) == ["3", "7", "10", "15"])  // Tucker-2 on the middle convs, Tucker on the FC
+        #expect(compressed.allSatisfy { $0.format == "tucker" && $0.compressionRatio >= 5 })
+        // The network loses exactly the dense weights of the compressed layers and gains their cores.
+        #expect(result.compressed.parameters == result.dense.parameters
+                - compressed.reduce(0) { $0 + $1.denseParameters } + compressed.reduce(0) { $0 + $1.parameters })
         #expect(result.dense.accuracy > 0.6, "dense accuracy \(result.dense.accuracy)")
         // Stated margin: within 3 points of the dense model (1,000 test images: one standard error is ≈ 1.4 points).
         #expect(result.compressed.accuracy >= result.dense.accuracy - 0.03,
                 "dense \(result.dense.accuracy), compressed \(result.compressed.accuracy)")
 
         let (reloaded, recorded, _) = try CompressedModel.load(smallPath, as: Float.self)
-        #expect(recorded.layers.map(\.name) == ["15"])
-        // The same logits as the fine-tuned model in memory: the same accuracy and, to the last bit, the same loss.
+        #expect(recorded.layers.map(\.name) == ["3", "7", "10", "15"])
+        // The same function as the fine-tuned model in memory. `.auto` picks each layer's contraction by timing per
+        // process, which may change rounding (bit-identical outputs with fixed modes are tested above), so the loss
+        // is compared to 1e-4 relative and the accuracy to one image.
         let evaluation = Trainer<Float>.evaluate(reloaded, on: test, batchSize: settings.batchSize)
-        #expect(evaluation.accuracy == result.compressed.accuracy && evaluation.loss == result.compressed.loss)
+        #expect(abs(evaluation.accuracy - result.compressed.accuracy) <= 1.0 / Double(test.count))
+        #expect(abs(evaluation.loss - result.compressed.loss) <= 1e-4 * result.compressed.loss)
     }
 }
