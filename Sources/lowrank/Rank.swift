@@ -55,9 +55,12 @@ struct Rank: ParsableCommand {
             print("\(model): \(architecture.base.model), rule \(report.method)")
             print("layer        format  rank  predicted error      params  dense params          MACs    dense MACs")
             for layer in report.layers {
-                print(String(format: "%-12@ %-6@ %5@ %15.4f %11d %13d %13d %13d", layer.name as NSString,
-                             layer.format as NSString, (layer.ranks.first.map(String.init) ?? "-") as NSString,
-                             layer.predictedRelativeError, layer.parameters, layer.denseParameters, layer.macs, layer.denseMACs))
+                let rank = layer.ranks.first.map(String.init) ?? "-"
+                print(layer.name.padding(toLength: 12, withPad: " ", startingAt: 0) + " "
+                      + layer.format.padding(toLength: 6, withPad: " ", startingAt: 0) + " "
+                      + String(repeating: " ", count: Swift.max(0, 5 - rank.count)) + rank
+                      + String(format: " %15.4f %11d %13d %13d %13d", layer.predictedRelativeError, layer.parameters,
+                               layer.denseParameters, layer.macs, layer.denseMACs))
             }
             print(String(format: "compressed layers: %d → %d parameters (%.2f×), summed relative error %.4f",
                          report.denseParameters, report.parameters, report.compressionRatio ?? 0, report.summedRelativeError))
