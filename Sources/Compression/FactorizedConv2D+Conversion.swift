@@ -35,7 +35,7 @@ extension FactorizedConv2D {
     ///     decomposition accepts them.
     ///   - channelModes: as `init(format:inChannels:…)`.
     ///   - blocks: N_b for `blockTerm`.
-    ///   - cpOptions: CP-ALS settings for `cp`.
+    ///   - cpOptions: CP-ALS settings for `cp`; its `maxIterations` also caps the BTD-ALS sweeps.
     /// - Throws: `CompressionError` for a grouped conv, modes or ranks that do not fit (with a proposal);
     ///   `DecompositionError` from the decomposition.
     public static func converting(_ conv: Conv2D<Scalar>, format: FactorizedConvFormat, target: RankTarget<Scalar>,
@@ -118,7 +118,8 @@ extension FactorizedConv2D {
                 + (1...d).map { k in leaves[k].reshaped([modes.input[k - 1], modes.output[k - 1], leaves[k].shape[1]]) }
                 + ht.transferTensors
         case .blockTerm:
-            let btd = try BlockTerm.decompose(pairedWithSpatialFirst(), blocks: blocks, target: target).decomposition
+            let btd = try BlockTerm.decompose(pairedWithSpatialFirst(), blocks: blocks, target: target,
+                                              maxIterations: cpOptions.maxIterations).decomposition
             blockCount = btd.blockCount
             ranks = btd.blockRanks
             let n = btd.blockCount

@@ -219,7 +219,8 @@ extension Tensor {
         return bc.transposed.reshaped(b.shape)
     }
 
-    /// Minimum-norm least-squares solution of min ‖A·X − B‖_F (LAPACK `gelsd`, SVD-based).
+    /// Minimum-norm least-squares solution of min ‖A·X − B‖_F (LAPACK `gelsd`, SVD-based; through the pseudo-inverse
+    /// when its SVD does not converge).
     /// Singular values below `rcond`·σ_max are treated as zero (default: Swift.max(m, n)·ε).
     public static func leastSquares(_ a: Tensor, _ b: Tensor, rcond: Scalar? = nil) throws -> Tensor {
         precondition(a.rank == 2, "leastSquares: expected a matrix, got shape \(a.shape)")
@@ -241,8 +242,13 @@ extension Tensor {
             Scalar.gelsd(m: m, n: n, nrhs: rhs, a: ap.baseAddress!, lda: m, b: bp.baseAddress!, ldb: ldb,
                          rcond: cond, rank: &rank)
         } }
+        if info > 0 {
+            // gelsd's divide-and-conquer SVD did not converge (ill-conditioned Float systems): the same minimum-norm
+            // solution through the pseudo-inverse, whose SVD falls back to gesvd.
+            return Tensor.matmul(try a.pseudoInverse(rcond: cond), b.reshaped([m, rhs])).reshaped(outShape)
+        }
         guard info == 0 else {
-            throw TensorError.lapackFailure(routine: "gelsd", info: info, hint: "the SVD inside least squares did not converge")
+            throw TensorError.lapackFailure(routine: "gelsd", info: info, hint: "an argument of least squares was invalid")
         }
         return bc.slice(axis: 1, start: 0, count: n).transposed.reshaped(outShape)
     }
