@@ -24,7 +24,7 @@ extension FactorizedLinear {
     ///   - blocks: N_b for `blockTerm`.
     ///   - stpFactor: t for `semiTensorTrain` and `semiTensorRing` (ranks and ratios only: their ALS rejects ε).
     ///   - cpOptions: CP-ALS settings for `cp` (the defaults stop at a fit change of 1e-8; lower `tolerance` to fit
-    ///     an exactly CP weight to rounding).
+    ///     an exactly CP weight to rounding); its `maxIterations` also caps the BTD and STT/STR-ALS sweeps.
     /// - Throws: `CompressionError` when the modes do not multiply to I and O (the message proposes a
     ///   factorization) or the format does not apply; `DecompositionError` from the decomposition.
     public static func converting(_ weight: Tensor<Scalar>, bias: Tensor<Scalar>? = nil, format: FactorizedFormat,
@@ -87,7 +87,8 @@ extension FactorizedLinear {
             cores = ht.leafBases.enumerated().map { k, u in u.reshaped([modesIn[k], modesOut[k], u.shape[1]]) }
                 + ht.transferTensors
         case .blockTerm:
-            let btd = try BlockTerm.decompose(paired(weight, modesIn, modesOut), blocks: blocks, target: target).decomposition
+            let btd = try BlockTerm.decompose(paired(weight, modesIn, modesOut), blocks: blocks, target: target,
+                                              maxIterations: cpOptions.maxIterations).decomposition
             let n = btd.blockCount
             cores = (0..<d).map { k in
                 Tensor.concatenate((0..<n).map { b in
@@ -95,10 +96,12 @@ extension FactorizedLinear {
                 }, axis: 0)
             } + [Tensor.concatenate(btd.cores.map { $0.reshaped([1] + $0.shape) }, axis: 0)]
         case .semiTensorTrain:
-            let stt = try SemiTensorTrain.decompose(paired(weight, modesIn, modesOut), stpFactor: stpFactor, target: target).decomposition
+            let stt = try SemiTensorTrain.decompose(paired(weight, modesIn, modesOut), stpFactor: stpFactor, target: target,
+                                                   maxIterations: cpOptions.maxIterations).decomposition
             cores = semiTensorCores(stt.cores, t: stpFactor, ring: false, modesIn, modesOut)
         case .semiTensorRing:
-            let str = try SemiTensorRing.decompose(paired(weight, modesIn, modesOut), stpFactor: stpFactor, target: target).decomposition
+            let str = try SemiTensorRing.decompose(paired(weight, modesIn, modesOut), stpFactor: stpFactor, target: target,
+                                                  maxIterations: cpOptions.maxIterations).decomposition
             cores = semiTensorCores(str.cores, t: stpFactor, ring: true, modesIn, modesOut)
         }
         return try FactorizedLinear(format: format, inputModes: modesIn, outputModes: modesOut, cores: cores, bias: bias,

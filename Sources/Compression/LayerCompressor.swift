@@ -78,8 +78,13 @@ public enum LayerRankTarget: Sendable, Equatable {
 public struct LayerCompressorOptions: Sendable {
     /// N_b for block-term layers.
     public var blocks: Int = 2
-    /// Sweeps of CP-ALS and TR-ALS at most (conversion time grows linearly with it; fine-tuning follows).
+    /// Sweeps of CP-ALS, TR-ALS and BTD-ALS at most (conversion time grows linearly with it; fine-tuning follows).
     public var alsIterations: Int = 30
+    /// Sweeps of STT/STR-ALS at most: each solves least-squares problems with ∏(I_kO_k)/(I_kO_k) rows per core
+    /// (seconds per sweep on a 3136×256 weight), so conversion stops early and fine-tuning does the rest.
+    public var semiTensorSweeps: Int = 3
+    /// t of STT/STR layers (the semi-tensor product's factor; it must divide the output modes it links).
+    public var stpFactor: Int = 2
     /// The largest block-term core system N_b·∏R_k that BTD-ALS may solve (its normal matrix has that size squared).
     public var maximumBlockTermCore: Int = 4096
     /// The default settings.
@@ -113,7 +118,7 @@ public struct FactorizedLayerRecord: Codable, Equatable, Sendable {
     public var blocks: Int
     /// Whether the layer has a bias.
     public var bias: Bool
-    /// Further integers a conv format needs (kernel size, stride, padding, …), by name.
+    /// Further integers by name: what a conv format needs (kernel size, stride, padding, …); `stpFactor` for STT/STR.
     public var extra: [String: [Int]]
 
     /// A record.
@@ -201,6 +206,10 @@ public enum LayerCompressor {
                     format: convFormat, inChannels: conv.inChannels, outChannels: conv.outChannels, kernelHeight: kh,
                     kernelWidth: kw, blocks: blocks, compressionRatio: ratio, name: name))
             }
+            if convFormat == .blockTerm, case let .ranks(ranks) = decompositionTarget, ranks.count > 1,
+               let reason = blockTermSystemTooLarge(blocks * ranks.reduce(1, *), options: options) {
+                return .keptDense(reason: reason)
+            }
             layer = try FactorizedConv2D.converting(conv, format: convFormat, target: decompositionTarget, blocks: blocks,
                                                     cpOptions: cpOptions, name: name)
         } catch let error as CompressionError {
@@ -257,7 +266,9 @@ public enum LayerCompressor {
             }
             let (network, _) = try FactorizedLinear<Scalar>.network(format: format, inputModes: record.inputModes,
                                                                    outputModes: record.outputModes, ranks: record.ranks,
-                                                                   blocks: record.blocks, layer: record.name)
+                                                                   blocks: record.blocks,
+                                                                   stpFactor: record.extra["stpFactor"]?.first ?? 1,
+                                                                   layer: record.name)
             return try FactorizedLinear<Scalar>(format: format, inputModes: record.inputModes, outputModes: record.outputModes,
                                                 cores: network.coreShapes.map { Tensor.zeros($0) },
                                                 bias: record.bias ? Tensor.zeros([network.outputFeatures]) : nil,
@@ -277,12 +288,6 @@ public enum LayerCompressor {
         -> LayerCompressionOutcome<Scalar>
     {
         let fcFormat = format.linearFormat
-        if fcFormat.usesSemiTensorProduct {
-            // Known defect: STT-ALS (SemiTensorTrain.decompose → STPRing.als) stops on an index out of range for the
-            // ratio-chosen ranks of a trained weight; until it is fixed, pre-set STT/STR layers are the way to use them.
-            return .keptDense(reason: "converting a trained weight to \(format.displayName) is not available yet (STT/STR-ALS "
-                              + "fails on these ranks); train a pre-set \(format.shortName) layer instead")
-        }
         let (inputs, outputs) = (linear.inputFeatures, linear.outputFeatures)
         let d = modeCount(for: fcFormat)
         let inputModes = balancedFactorization(of: inputs, into: d)
@@ -290,6 +295,17 @@ public enum LayerCompressor {
         if d >= 2, inputModes.contains(1) || outputModes.contains(1) {
             return .keptDense(reason: "\(inputs) → \(outputs) features do not split into \(d) modes > 1 "
                               + "(\(inputModes) → \(outputModes)); \(format.displayName) needs \(d)")
+        }
+        if fcFormat.usesSemiTensorProduct {
+            // t must divide every output mode the semi-tensor product links (all for STR, O_2..O_d for STT).
+            let t = options.stpFactor
+            let linked = (0...d).map { k in t > 1 && (fcFormat == .semiTensorRing || (k >= 1 && k < d)) }
+            do {
+                try FactorizedLinear<Scalar>.checkSemiTensorProduct(fcFormat, t: t, ranks: [Int](repeating: t, count: d + 1),
+                                                                    outputModes: outputModes, linked: linked, layer: name)
+            } catch let error as CompressionError {
+                return .keptDense(reason: error.description)
+            }
         }
         let blocks = fcFormat == .blockTerm ? options.blocks : 1
         let decompositionTarget: RankTarget<Scalar>
@@ -300,25 +316,24 @@ public enum LayerCompressor {
             decompositionTarget = .relativeError(Scalar((1 - e).squareRoot()))
         case let .ratio(ratio):
             guard let ranks = try uniformRanks(fcFormat, inputModes: inputModes, outputModes: outputModes, blocks: blocks,
-                                               budget: Double(inputs * outputs) / ratio, layer: name) else {
+                                               stpFactor: options.stpFactor, budget: Double(inputs * outputs) / ratio, layer: name) else {
+                let t = fcFormat.usesSemiTensorProduct ? options.stpFactor : 1
                 let (smallest, _) = try FactorizedLinear<Scalar>.network(format: fcFormat, inputModes: inputModes,
-                                                                        outputModes: outputModes, ranks: [1],
-                                                                        blocks: blocks, layer: name)
+                                                                        outputModes: outputModes, ranks: [t],
+                                                                        blocks: blocks, stpFactor: t, layer: name)
                 return .keptDense(reason: String(format: "even rank 1 keeps %d of %d parameters (%.1f×), short of %.1f×",
                                                  smallest.parameterCount, inputs * outputs,
                                                  Double(inputs * outputs) / Double(smallest.parameterCount), ratio))
             }
             decompositionTarget = .ranks(ranks)
         }
-        if fcFormat == .blockTerm, case let .ranks(ranks) = decompositionTarget {
-            let size = blocks * (ranks.count == 1 ? ranks[0] * ranks[0] : ranks.reduce(1, *))
-            if size > options.maximumBlockTermCore {
-                return .keptDense(reason: "BTD-ALS would solve a system of \(size) block-core unknowns (more than "
-                                  + "\(options.maximumBlockTermCore)); use fewer blocks or smaller ranks")
-            }
+        if fcFormat == .blockTerm, case let .ranks(ranks) = decompositionTarget,
+           let reason = blockTermSystemTooLarge(blocks * (ranks.count == 1 ? ranks[0] * ranks[0] : ranks.reduce(1, *)),
+                                                options: options) {
+            return .keptDense(reason: reason)
         }
         var cpOptions = CPALSOptions<Scalar>()
-        cpOptions.maxIterations = options.alsIterations
+        cpOptions.maxIterations = fcFormat.usesSemiTensorProduct ? options.semiTensorSweeps : options.alsIterations
         let layer: FactorizedLinear<Scalar>
         if fcFormat == .tensorRing, case let .ranks(ranks) = decompositionTarget {
             // TR-ALS from one random start with a bounded number of sweeps: the default four probed starts and 500
@@ -332,30 +347,42 @@ public enum LayerCompressor {
                                          bias: linear.bias?.value, name: name)
         } else {
             layer = try FactorizedLinear.converting(linear, format: fcFormat, inputModes: inputModes, outputModes: outputModes,
-                                                    target: decompositionTarget, blocks: blocks, cpOptions: cpOptions,
-                                                    name: name)
+                                                    target: decompositionTarget, blocks: blocks, stpFactor: options.stpFactor,
+                                                    cpOptions: cpOptions, name: name)
         }
-        let (ranks, realBlocks, _) = try FactorizedLinear<Scalar>.ranks(of: fcFormat, cores: layer.cores.map(\.value),
+        let (ranks, realBlocks, t) = try FactorizedLinear<Scalar>.ranks(of: fcFormat, cores: layer.cores.map(\.value),
                                                                         modeCount: layer.network.inputModes.count, layer: name)
+        // An STT/STR network's outputs split each linked O_k into (O_k/t, t); the record keeps the O_k.
         let record = FactorizedLayerRecord(name: name, kind: "linear", format: format.shortName,
-                                           inputModes: layer.network.inputModes, outputModes: layer.network.outputModes,
-                                           ranks: ranks, blocks: realBlocks, bias: layer.bias != nil)
+                                           inputModes: layer.network.inputModes,
+                                           outputModes: fcFormat.usesSemiTensorProduct ? outputModes : layer.network.outputModes,
+                                           ranks: ranks, blocks: realBlocks, bias: layer.bias != nil,
+                                           extra: fcFormat.usesSemiTensorProduct ? ["stpFactor": [t]] : [:])
         return .replaced(layer, record)
+    }
+
+    /// Why BTD-ALS may not solve a block-core system of `unknowns` = N_b·∏R_k unknowns (nil when it may).
+    static func blockTermSystemTooLarge(_ unknowns: Int, options: LayerCompressorOptions) -> String? {
+        guard unknowns > options.maximumBlockTermCore else { return nil }
+        return "BTD-ALS would solve a system of \(unknowns) block-core unknowns (more than "
+            + "\(options.maximumBlockTermCore)); use fewer blocks or smaller ranks"
     }
 
     /// The largest uniform rank r (each position capped where a larger rank cannot lower the error) whose exact core
     /// count is ≤ `budget`; nil when even r = 1 exceeds it. The core count is non-decreasing in r, so a binary search
     /// finds it.
     static func uniformRanks(_ format: FactorizedFormat, inputModes: [Int], outputModes: [Int], blocks: Int,
-                             budget: Double, layer: String) throws -> [Int]? {
+                             stpFactor t: Int, budget: Double, layer: String) throws -> [Int]? {
         let caps = rankCaps(format, inputModes: inputModes, outputModes: outputModes)
-        func ranks(_ r: Int) -> [Int] { caps.map { Swift.min(r, $0) } }
+        // STT/STR ranks are multiples of t: r counts steps of t.
+        let step = format.usesSemiTensorProduct ? t : 1
+        func ranks(_ r: Int) -> [Int] { caps.map { Swift.max(step, Swift.min(r * step, $0 / step * step)) } }
         func cost(_ r: Int) throws -> Int {
             try FactorizedLinear<Float>.network(format: format, inputModes: inputModes, outputModes: outputModes,
-                                                ranks: ranks(r), blocks: blocks, layer: layer).0.parameterCount
+                                                ranks: ranks(r), blocks: blocks, stpFactor: step, layer: layer).0.parameterCount
         }
         guard Double(try cost(1)) <= budget else { return nil }
-        var low = 1, high = caps.max() ?? 1
+        var low = 1, high = Swift.max(1, (caps.max() ?? 1) / step)
         if Double(try cost(high)) <= budget { return ranks(high) }
         while high - low > 1 {  // cost(low) ≤ budget < cost(high)
             let middle = (low + high) / 2

@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 
 // The semi-tensor product (STP) [51] and the STP decompositions STTu, STT and STR [37], in the formulation of
@@ -308,7 +309,18 @@ private struct STPRing<Scalar: TensorScalar> {
         if !converged && warnings.isEmpty {
             warnings.append("reached \(maxIterations) sweeps before the fit settled; raise maxIterations or try another seed")
         }
-        return (best.ring, ConvergenceReport(iterations: iterations, converged: converged, fitHistory: history, warnings: warnings))
+        return (best.ring.balanced(), ConvergenceReport(iterations: iterations, converged: converged, fitHistory: history,
+                                                         warnings: warnings))
+    }
+
+    /// The same ring with every core scaled to the geometric mean of the cores' Frobenius norms (the product, so
+    /// the tensor, is unchanged): the sweeps leave the whole scale on one core, which makes gradient steps on the
+    /// others far too large when the cores are trained further (a factorized layer being fine-tuned).
+    func balanced() -> STPRing {
+        let norms = cores.map { Double($0.frobeniusNorm()) }
+        guard norms.allSatisfy({ $0 > 0 && $0.isFinite }) else { return self }
+        let mean = exp(norms.map(log).reduce(0, +) / Double(norms.count))
+        return STPRing(cores: zip(cores, norms).map { $0 * Scalar(mean / $1) }, t: t)
     }
 }
 

@@ -9,7 +9,7 @@ import TensorCore
 /// The per-layer compressor seam on FC layers: ratio search, energy targets, formats that do not apply, rebuilding.
 @Suite struct LayerCompressorTests {
     static let fcFormats: [CompressionFormat] = [.svd, .cp, .tucker, .tensorTrain, .tensorRing, .hierarchicalTucker,
-                                                 .blockTerm, .kronecker]
+                                                 .blockTerm, .kronecker, .semiTensorTrain, .semiTensorRing]
 
     static func linear(_ inputs: Int, _ outputs: Int, seed: UInt64 = 1) -> Linear<Float> {
         var generator = SeededGenerator(seed: seed)
@@ -123,12 +123,25 @@ import TensorCore
 
     @Test(arguments: fcFormats)
     func recordsRebuildTheSameStructure(format: CompressionFormat) throws {
-        let outcome = try LayerCompressor.compress(Self.linear(48, 40), name: "fc", inputShape: [48], format: format,
+        let outcome = try LayerCompressor.compress(Self.linear(48, 64), name: "fc", inputShape: [48], format: format,
                                                    target: .ratio(3))
         guard case let .replaced(layer, record) = outcome else { Issue.record("kept dense"); return }
         let rebuilt = try LayerCompressor.rebuild(record, as: Float.self)
         #expect(rebuilt.namedParameters().map(\.name) == layer.namedParameters().map(\.name))
         #expect(rebuilt.namedParameters().map(\.parameter.value.shape) == layer.namedParameters().map(\.parameter.value.shape))
+        if format.linearFormat.usesSemiTensorProduct {
+            // t is in the record, the ranks are multiples of it, and the modes are the layer's O_k.
+            #expect(record.extra["stpFactor"] == [2] && record.ranks.allSatisfy { $0 % 2 == 0 }, "\(record.ranks)")
+            #expect(record.outputModes.reduce(1, *) == 64 && record.outputModes.count == record.inputModes.count)
+        }
+    }
+
+    @Test func semiTensorProductNeedsOutputModesTheFactorDivides() throws {
+        // 40 → [5, 4, 2]: STR links output mode 0 too, and t = 2 does not divide 5.
+        let outcome = try LayerCompressor.compress(Self.linear(48, 40), name: "fc", inputShape: [48],
+                                                   format: .semiTensorRing, target: .ratio(3))
+        guard case let .keptDense(reason) = outcome else { Issue.record("replaced"); return }
+        #expect(reason.contains("not a multiple of 2"))
     }
 
     @Test func formatNamesRoundTrip() {

@@ -208,6 +208,17 @@ struct SemiTensorProductTests {
         #expect(successes >= 9)
     }
 
+    /// The returned cores share one Frobenius norm (the scale is spread over them), and the tensor is the same.
+    @Test func stpCoresComeBackBalanced() throws {
+        let x = randomSTR(shape: [4, 4, 4], ranks: [2, 4, 2], t: 2, seed: 11).reconstruct() * 100
+        let (str, _) = try SemiTensorRing.decompose(x, stpFactor: 2, target: .ranks([2, 4, 2]), maxIterations: 3)
+        let (stt, _) = try SemiTensorTrain.decompose(x, stpFactor: 2, target: .ranks([4]), maxIterations: 3)
+        for norms in [str.cores.map { $0.frobeniusNorm() }, stt.cores.map { $0.frobeniusNorm() }] {
+            #expect(norms.allSatisfy { abs($0 / norms[0] - 1) < 1e-12 }, "\(norms)")
+        }
+        #expect(str.relativeError(to: x) < 1 && stt.relativeError(to: x) < 1)
+    }
+
     @Test func stpEdgeCasesAndRatio() throws {
         // Order 2 with t = 1 is a rank-R matrix factorization: exact for a rank-2 matrix.
         let m = Tensor.matmul(Tensor<Double>.randomNormal([5, 2], seed: 14), Tensor<Double>.randomNormal([2, 6], seed: 15))
