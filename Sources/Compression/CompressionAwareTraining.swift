@@ -33,14 +33,15 @@ public struct CompressionAwareSettings: Sendable {
     /// How the final truncation chooses ranks (LC ignores it: its ranks are learned).
     public var truncation: MatrixRankRule
 
-    /// The defaults of `method`: period 1 (nuclear), 20 (TRP, [83]'s starting value), 100 (LC); truncation that
+    /// The defaults of `method`: period 10 (nuclear: one SVT with the accumulated threshold 10·lr·λ per 10 steps, a
+    /// tenth of the SVDs), 20 (TRP, [83]'s starting value), 100 (LC); truncation that
     /// drops the zero singular values (relative tolerance 1e-4) after nuclear training and keeps 95 % of the energy
     /// otherwise.
     public init(method: CompressionAwareMethod, strength: Double) {
         self.method = method
         self.strength = strength
         switch method {
-        case .nuclear: period = 1
+        case .nuclear: period = 10
         case .trp: period = 20
         case .lc: period = 100
         case .svdTraining, .frankWolfe: period = 1
@@ -74,6 +75,7 @@ public final class CompressionAwareTraining<Scalar: TensorScalar> {
     ///   `TensorError` when an SVD fails.
     public init(model: any Layer<Scalar>, settings: CompressionAwareSettings) throws {
         self.settings = settings
+        self.model = model
         let slots = LayerSlot<Scalar>.find(in: model)
         guard !slots.isEmpty else {
             throw CompressionError.invalidSetting(layer: "model", problem:
@@ -112,29 +114,43 @@ public final class CompressionAwareTraining<Scalar: TensorScalar> {
     }
 
     /// Replaces the trained layers by factorized ones with `selection` (default: the settings' truncation; LC uses
-    /// its learned ranks and sets the weights to Θ first). `undoTruncation()` puts the trained layers back, so one
-    /// trained model can be truncated at several settings.
+    /// its learned ranks and sets the weights to Θ first). With `data`, the batch-normalization statistics are then
+    /// re-estimated on its first 50 batches (`ModelSurgery.recalibrateBatchNorm`; no weight changes, no labels).
+    /// `undoTruncation()` puts the trained layers and statistics back, so one trained model can be truncated at
+    /// several settings.
     ///
     /// - Throws: `CompressionError.invalidSetting` for a bad selection; `TensorError` when an SVD fails.
-    public func truncate(selection: MatrixRankRule? = nil) throws -> TruncationReport {
-        if untruncated == nil { untruncated = slots.map(\.layer) }
+    public func truncate(selection: MatrixRankRule? = nil, recalibratingOn data: Dataset? = nil) throws -> TruncationReport {
+        if untruncated == nil {
+            var statistics: [(Parameter<Scalar>, Tensor<Scalar>)] = []
+            model.visitParameters(prefix: "") { name, parameter in
+                if name.hasSuffix("running_mean") || name.hasSuffix("running_var") { statistics.append((parameter, parameter.value)) }
+            }
+            untruncated = (slots.map(\.layer), statistics)
+        }
+        let report: TruncationReport
         if let lc = objective as? LCAlgorithm<Scalar> {
             lc.finish()
-            var report = TruncationReport(layers: [])
+            var layers: [TruncatedLayer] = []
             for (slot, rank) in zip(slots, lc.ranks) {
-                report.layers += try LowRankTruncation.truncate([slot], selection: .fixed(rank)).layers
+                layers += try LowRankTruncation.truncate([slot], selection: .fixed(rank)).layers
             }
-            return report
+            report = TruncationReport(layers: layers)
+        } else {
+            report = try LowRankTruncation.truncate(slots, selection: selection ?? settings.truncation)
         }
-        return try LowRankTruncation.truncate(slots, selection: selection ?? settings.truncation)
+        if let data { ModelSurgery.recalibrateBatchNorm(in: model, on: data) }
+        return report
     }
 
-    /// Puts back the layers `truncate` replaced (a no-op before any truncation).
+    /// Puts back the layers and batch-normalization statistics `truncate` replaced (a no-op before any truncation).
     public func undoTruncation() {
-        guard let layers = untruncated else { return }
+        guard let (layers, statistics) = untruncated else { return }
         for (slot, layer) in zip(slots, layers) { slot.replace(with: layer) }
+        for (parameter, value) in statistics { parameter.value = value }
         untruncated = nil
     }
 
-    private var untruncated: [any Layer<Scalar>]?
+    private let model: any Layer<Scalar>
+    private var untruncated: (layers: [any Layer<Scalar>], statistics: [(Parameter<Scalar>, Tensor<Scalar>)])?
 }

@@ -1,3 +1,4 @@
+import Autodiff
 import NeuralNetworks
 import TensorCore
 
@@ -133,6 +134,42 @@ public enum ModelSurgery {
         }
         visit(model, inputShape: inputShape)
         return count
+    }
+
+    /// Re-estimates the running statistics of every `BatchNorm` of `model` as the average batch statistics over
+    /// the first `batches` batches of `data` (in order), leaving every weight unchanged: the statistics a trained
+    /// network collected no longer describe its activations once its layers are truncated or factorized
+    /// (torch.optim.swa_utils.update_bn does the same after weight averaging). The batches run forward in
+    /// training mode without a tape. Returns how many batch normalizations it re-estimated.
+    @discardableResult
+    public static func recalibrateBatchNorm<Scalar: TensorScalar>(in model: any Layer<Scalar>, on data: Dataset,
+                                                                  batches: Int = 50,
+                                                                  batchSize: Int = 128) -> Int {
+        precondition(batches > 0 && batchSize > 0, "recalibrateBatchNorm: batches \(batches) and batchSize \(batchSize) must be positive")
+        var norms: [BatchNorm<Scalar>] = []
+        func visit(_ layer: any Layer<Scalar>, inputShape: [Int]) {
+            // Blocks and ResNets hold their batch normalizations outside the replaceable children.
+            if let block = layer as? BasicBlock<Scalar> { norms += [block.bn1, block.bn2] }
+            if let resnet = layer as? ResNet<Scalar> { norms.append(resnet.bn1) }
+            if let norm = layer as? BatchNorm<Scalar> {
+                norms.append(norm)
+            } else if let container = layer as? any LayerContainer<Scalar> {
+                for (_, child, shape) in container.childLayers(inputShape: inputShape) { visit(child, inputShape: shape) }
+            }
+        }
+        visit(model, inputShape: data.imageShape)
+        guard !norms.isEmpty else { return 0 }
+        for norm in norms { norm.averagedBatches = 0 }
+        defer { for norm in norms { norm.averagedBatches = nil } }
+        var start = 0
+        while start < Swift.min(data.count, batches * batchSize) {
+            let count = Swift.min(batchSize, data.count - start)
+            guard count > 1 else { break }  // batch statistics need two samples
+            let images = data.images.slice(axis: 0, start: start, count: count).converted(to: Scalar.self)
+            _ = model(Variable(constant: images), mode: .training)
+            start += count
+        }
+        return norms.count
     }
 
     /// Puts `replacement` where `layer` was (its parameters keep the layer's name as prefix).

@@ -48,16 +48,20 @@ struct CompressionAwareOptions: ParsableArguments {
         return settings
     }
 
-    /// Truncates after training, evaluates the truncated model on `test` and prints the report (or returns it as
-    /// a JSON object).
-    static func finish(_ run: CompressionAwareTraining<Float>, model: any ShapedLayer<Float>, test: Dataset,
-                       inputShape: [Int], json: Bool) throws -> [String: Any] {
+    /// Truncates after training, evaluates the truncated model on `test` with the batch-normalization statistics
+    /// as trained and re-estimated on `training` (no weight changes), and prints the report (or returns it as a
+    /// JSON object).
+    static func finish(_ run: CompressionAwareTraining<Float>, model: any ShapedLayer<Float>, training: Dataset,
+                       test: Dataset, inputShape: [Int], json: Bool) throws -> [String: Any] {
         let before = Trainer<Float>.evaluate(model, on: test)
         let report = try run.truncate()
+        let stale = Trainer<Float>.evaluate(model, on: test)
+        ModelSurgery.recalibrateBatchNorm(in: model, on: training)
         let after = Trainer<Float>.evaluate(model, on: test)
         let object: [String: Any] = [
             "method": run.settings.method.rawValue, "strength": run.settings.strength,
             "truncation": run.settings.truncation.description, "accuracy_before_truncation": before.accuracy,
+            "accuracy_after_truncation_trained_statistics": stale.accuracy,
             "accuracy_after_truncation": after.accuracy, "compression_ratio": report.compressionRatio,
             "parameters_after": model.trainableParameterCount,
             "multiply_adds_per_image_after": model.multiplyAdds(forInput: inputShape),
@@ -73,8 +77,10 @@ struct CompressionAwareOptions: ParsableArguments {
             [$0.name, "\($0.rows)×\($0.columns)", "\($0.rank)", "\($0.fullRank)", grouped($0.parameters),
              grouped($0.denseParameters), $0.keptDense ? "dense" : "factorized"]
         }, rightAligned: 2...)
-        print(String(format: "test accuracy %.2f%% before truncation, %.2f%% after; %.2f× fewer parameters in the "
-                     + "compressed layers; ", 100 * before.accuracy, 100 * after.accuracy, report.compressionRatio)
+        print(String(format: "test accuracy %.2f%% before truncation, %.2f%% after (%.2f%% before re-estimating the "
+                     + "batch-norm statistics on %d training images); %.2f× fewer parameters in the compressed layers; ",
+                     100 * before.accuracy, 100 * after.accuracy, 100 * stale.accuracy, Swift.min(training.count, 50 * 128),
+                     report.compressionRatio)
               + "model \(grouped(model.trainableParameterCount)) parameters, "
               + "\(Train.millions(model.multiplyAdds(forInput: inputShape))) M multiply-adds per image")
         return object

@@ -24,7 +24,8 @@ struct SparsityMeasures: ParsableCommand {
         initialization, SGD (momentum 0.9, learning rate 0.05, batch 128, seed 0), orthogonality weight λ_o = 10, \
         sparsity term λ_s·Σ_l ±S(|s_l|)/S(|s_l⁽⁰⁾|) for each measure S and each strength λ_s. After training, \
         every layer is truncated at several energy thresholds e (smallest rank keeping e of Σs²), with no \
-        fine-tuning, and the truncated network is evaluated on the test set. A dense \
+        fine-tuning (the batch-norm statistics are re-estimated on 50 training batches, no weight changes), and the \
+        truncated network is evaluated on the test set. A dense \
         network trained with the same recipe and truncated the same way is the "no regularizer" baseline. \
         Budgets: quick = the first 5,000 training images, 1 epoch (40 steps), λ_s ∈ {0.03, 0.3}, e ∈ {0.8, 0.9, 0.95}, \
         evaluated on the first 5,000 test images; full = 60,000 training images, 3 epochs, \
@@ -119,7 +120,7 @@ struct SparsityMeasures: ParsableCommand {
             let before = Trainer<Float>.evaluate(model, on: test).accuracy
             let orthogonality = (run.objective as? SVDTrainingObjective<Float>)?.orthogonalityError
             for energy in energies {
-                let report = try run.truncate(selection: .energy(energy))
+                let report = try run.truncate(selection: .energy(energy), recalibratingOn: training)
                 let after = Trainer<Float>.evaluate(model, on: test).accuracy
                 run.undoTruncation()
                 let point = Point(measure: measure, strength: strength, energy: energy, ratio: report.compressionRatio,

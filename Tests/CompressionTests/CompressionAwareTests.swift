@@ -150,6 +150,26 @@ private func clusters(count: Int, seed: UInt64) -> Dataset {
         #expect(abs(report.compressionRatio - expectedRatio) < 1e-12)
     }
 
+    /// Truncating with re-estimated batch-norm statistics changes them; undoing restores layers and statistics.
+    @Test func truncationRecalibratesAndUndoRestoresBatchNormStatistics() throws {
+        var generator = SeededGenerator(seed: 12)
+        let norm = BatchNorm<Double>(channels: 12)
+        let model = Sequential<Double>([Flatten<Double>(),
+                                        Linear<Double>(inputFeatures: 8, outputFeatures: 16, generator: &generator), ReLU<Double>(),
+                                        Linear<Double>(inputFeatures: 16, outputFeatures: 12, generator: &generator), norm,
+                                        ReLU<Double>(), Linear<Double>(inputFeatures: 12, outputFeatures: 3, generator: &generator)])
+        let data = clusters(count: 64, seed: 13)
+        let run = try CompressionAwareTraining(model: model, settings: CompressionAwareSettings(method: .nuclear, strength: 0))
+        let trained = (norm.runningMean.value, norm.runningVariance.value)
+        let layers = run.slots.map { ObjectIdentifier($0.layer as AnyObject) }
+        _ = try run.truncate(selection: .fixed(2), recalibratingOn: data)
+        #expect(norm.runningMean.value.maxAbsoluteDifference(to: trained.0) > 1e-3)
+        #expect(run.slots.map { ObjectIdentifier($0.layer as AnyObject) } != layers)
+        run.undoTruncation()
+        #expect(norm.runningMean.value == trained.0 && norm.runningVariance.value == trained.1)
+        #expect(run.slots.map { ObjectIdentifier($0.layer as AnyObject) } == layers)
+    }
+
     /// A short SVD training run: U and V stay near-orthonormal (measured), and the regularized measure falls.
     @Test func svdTrainingKeepsOrthogonalityAndSparsifies() throws {
         let data = clusters(count: 240, seed: 1)

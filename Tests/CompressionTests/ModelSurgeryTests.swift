@@ -57,4 +57,40 @@ import TensorCore
             try ModelSurgery.replace(layerNamed: "99", in: model, inputShape: [28, 28, 1], with: ReLU<Float>())
         }
     }
+
+    /// After re-estimation the running mean is the average of the batch means and the running variance the average
+    /// of the unbiased batch variances, over the first `batches` batches only.
+    @Test func batchNormRecalibrationAveragesTheBatchStatistics() throws {
+        var generator = SeededGenerator(seed: 8)
+        let images = Tensor<Float>.randomNormal([20, 2, 2, 3], generator: &generator) * 3 + 1
+        let data = Dataset(images: images, labels: [Int](repeating: 0, count: 20), classCount: 1)
+        let norm = BatchNorm<Float>(channels: 3)
+        let model = Sequential<Float>([norm])
+        #expect(ModelSurgery.recalibrateBatchNorm(in: model, on: data, batches: 3, batchSize: 4) == 1)
+        #expect(norm.averagedBatches == nil)
+        let values = images.scalars
+        for c in 0..<3 {
+            var means: [Double] = [], variances: [Double] = []
+            for b in 0..<3 {
+                let x = (b * 4..<(b + 1) * 4).flatMap { n in (0..<4).map { p in Double(values[(n * 4 + p) * 3 + c]) } }
+                let mean = x.reduce(0, +) / Double(x.count)
+                means.append(mean)
+                variances.append(x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(x.count - 1))
+            }
+            #expect(abs(Double(norm.runningMean.value.scalars[c]) - means.reduce(0, +) / 3) < 1e-5)
+            #expect(abs(Double(norm.runningVariance.value.scalars[c]) - variances.reduce(0, +) / 3) < 1e-4)
+        }
+    }
+
+    @Test func batchNormRecalibrationFindsEveryNormOfAResNet() throws {
+        let (model, _) = try ModelRegistry.make(named: "resnet20", inputShape: [8, 8, 1], classes: 10, seed: 0, as: Float.self)
+        var generator = SeededGenerator(seed: 9)
+        let data = Dataset(images: Tensor<Float>.randomUniform([6, 8, 8, 1], generator: &generator), labels: [Int](repeating: 0, count: 6),
+                           classCount: 10)
+        // The stem's, two per block (9 blocks) and the two projection shortcuts'.
+        #expect(ModelSurgery.recalibrateBatchNorm(in: model, on: data, batches: 1, batchSize: 6) == 1 + 18 + 2)
+        let means = model.namedParameters().filter { $0.0.hasSuffix("running_mean") }
+        #expect(means.count == 21 && means.allSatisfy { $0.1.value.scalars.contains { $0 != 0 } })
+    }
 }
+

@@ -25,6 +25,10 @@ public final class BatchNorm<Scalar: TensorScalar>: ShapedLayer {
     public let momentum: Scalar
     /// ε added to the variance.
     public let epsilon: Scalar
+    /// nil: the running statistics follow `momentum`. A count n: the next `.training` batch is averaged in as the
+    /// (n + 1)-th, r ← r + (b − r)/(n + 1), and n grows (PyTorch's momentum = None), so that after setting it to 0
+    /// the statistics become the plain average over the batches that follow (`ModelSurgery.recalibrateBatchNorm`).
+    public var averagedBatches: Int?
 
     /// The number of channels C.
     public var channels: Int { weight.value.shape[0] }
@@ -69,9 +73,10 @@ public final class BatchNorm<Scalar: TensorScalar>: ShapedLayer {
         }
     }
 
-    /// r ← (1 − m)·r + m·batch statistic, in place.
+    /// r ← (1 − m)·r + m·batch statistic, in place (m = 1/(n + 1) while averaging n batches).
     private func updateRunningStatistics(_ statistics: BatchNormStatistics<Scalar>) {
-        let m = momentum
+        let m = averagedBatches.map { 1 / Scalar($0 + 1) } ?? momentum
+        averagedBatches = averagedBatches.map { $0 + 1 }
         func blend(_ parameter: Parameter<Scalar>, _ batch: Tensor<Scalar>) {
             batch.withUnsafeBufferPointer { b in
                 parameter.value.withUnsafeMutableBufferPointer { r in
