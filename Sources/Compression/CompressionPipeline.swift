@@ -41,12 +41,20 @@ public struct CompressionSettings: Sendable {
     public var format: CompressionFormat
     /// The rank target of every eligible layer.
     public var target: LayerRankTarget
-    /// A model-wide rank rule (EVBMF, energy, a global budget: `ModelRankPlanner`) that replaces `target` by a
-    /// per-layer SVD rank; requires the `svd` format. Layers the plan keeps dense stay dense, with that reason.
+    /// A model-wide rank rule (EVBMF, energy, a global budget: `ModelRankPlanner`) that replaces `target` by
+    /// per-layer ranks. Per-layer rules require the `svd` format; a budget plans in `planFormats`. Layers the plan
+    /// keeps dense stay dense, with that reason.
     public var rankRule: ModelRankRule?
+    /// The formats a budget `rankRule` chooses among per layer (`ModelRankPlanner.plan(formats:)`: svd, tucker, tt).
+    /// With one format it must be `format`; with several (`lowrank compress --format auto`) every layer gets the
+    /// plan's format and ranks, and `format` is not used.
+    public var planFormats: [CompressionFormat] = [.svd]
     /// Keep the first and the last weight layer dense (the usual practice; METHODS §9.3 keeps ResNet's first conv
     /// and its classifier).
     public var keepFirstAndLast = true
+    /// Re-estimate the batch-norm statistics on 50 training batches after each conversion (no weight changes): the
+    /// trained statistics no longer describe the converted layers' activations, and fine-tuning starts closer.
+    public var recalibrateBatchNorm = true
     /// Fine-tuning epochs (per round with `layerByLayer`).
     public var fineTuneEpochs = 1
     /// Fine-tuning batch size.
@@ -70,6 +78,18 @@ public struct CompressionSettings: Sendable {
     public init(format: CompressionFormat, target: LayerRankTarget) {
         self.format = format
         self.target = target
+    }
+
+    /// Whether a budget plan chooses the format of each layer among several `planFormats`.
+    public var choosesFormatPerLayer: Bool {
+        if case .budget = rankRule { return planFormats.count > 1 }
+        return false
+    }
+    /// The run's format name: `format.shortName`, or `auto` when the plan chooses the format per layer.
+    public var formatName: String { choosesFormatPerLayer ? "auto" : format.shortName }
+    /// The run's format for titles: `format.displayName`, or `auto (SVD, Tucker, TT)` with the plan's formats.
+    public var formatDisplayName: String {
+        choosesFormatPerLayer ? "auto (\(planFormats.map(\.displayName).joined(separator: ", ")))" : format.displayName
     }
 }
 
@@ -126,7 +146,7 @@ public struct CompressionResult: Codable, Equatable, Sendable {
     public var format: String
     /// The dense model and the compressed one after fine-tuning.
     public var dense: ModelMeasurement, compressed: ModelMeasurement
-    /// Test accuracy right after conversion, before fine-tuning.
+    /// Test accuracy right after conversion (and the batch-norm re-estimation when the settings ask for it), before fine-tuning.
     public var accuracyBeforeFineTuning: Double
     /// The weight layers.
     public var layers: [LayerReport]
@@ -171,11 +191,21 @@ public enum CompressionPipeline {
         let layers = ModelSurgery.compressibleLayers(of: model, inputShape: inputShape)
         var plan: ModelRankPlan?
         if let rule = settings.rankRule {
-            guard settings.format == .svd else {
-                throw CompressionError.unsupportedFormat(layer: "network", problem:
-                    "model-wide rank rules (EVBMF, energy, budgets) choose SVD ranks from each layer's spectrum; use the svd format with them, or --ratio / --ranks with \(settings.format.shortName)")
+            var formats = [CompressionFormat.svd]
+            switch rule {
+            case .perLayer:
+                guard settings.format == .svd else {
+                    throw CompressionError.unsupportedFormat(layer: "network", problem:
+                        "per-layer rank rules (EVBMF, energy) choose SVD ranks from each layer's spectrum; use the svd format with them, a budget, or --ratio / --ranks with \(settings.format.shortName)")
+                }
+            case .budget:
+                guard settings.choosesFormatPerLayer || settings.planFormats == [settings.format] else {
+                    throw CompressionError.unsupportedFormat(layer: "network", problem:
+                        "a budget plans ranks in the plan formats \(settings.planFormats.map(\.shortName)), but the format is \(settings.format.shortName); set the format to \(settings.planFormats.first?.shortName ?? "svd") or the plan formats to [\(settings.format.shortName)] (svd, tucker or tt), or plan with several formats (--format auto)")
+                }
+                formats = settings.planFormats
             }
-            plan = try ModelRankPlanner.plan(model, inputShape: inputShape, rule: rule,
+            plan = try ModelRankPlanner.plan(model, inputShape: inputShape, rule: rule, formats: formats,
                                              keepFirstAndLast: only == nil && settings.keepFirstAndLast)
         }
         var reports: [LayerReport] = [], records: [FactorizedLayerRecord] = []
@@ -187,17 +217,17 @@ public enum CompressionPipeline {
                 reports.append(report)
                 continue
             }
-            var target = settings.target
+            var (format, target) = (settings.format, settings.target)
             if let plan {
-                guard let rank = plan.ranks[candidate.name] else {
+                guard let choice = plan.ranks[candidate.name] else {
                     report.keptDenseReason = "the rank plan (\(plan.report.method)) keeps it dense"
                     reports.append(report)
                     continue
                 }
-                target = .ranks([rank])
+                (format, target) = (choice.format, .ranks(choice.ranks))
             }
             switch try LayerCompressor.compress(candidate.layer, name: candidate.name, inputShape: candidate.inputShape,
-                                                format: settings.format, target: target,
+                                                format: format, target: target,
                                                 options: settings.compressor) {
             case let .keptDense(reason):
                 report.keptDenseReason = reason
@@ -273,6 +303,9 @@ public enum CompressionPipeline {
         for round in rounds {
             let start = Date()
             let converted = try convert(student, inputShape: inputShape, settings: settings, only: round)
+            if settings.recalibrateBatchNorm && !converted.records.isEmpty {
+                ModelSurgery.recalibrateBatchNorm(in: student, on: training, batchSize: settings.batchSize)
+            }
             conversionSeconds += Date().timeIntervalSince(start)
             reports += converted.reports
             records += converted.records
@@ -288,11 +321,11 @@ public enum CompressionPipeline {
         reports.sort { order[$0.name, default: 0] < order[$1.name, default: 0] }
         let compressedEvaluation = Trainer<Float>.evaluate(student, on: test, batchSize: settings.batchSize)
         log(String(format: "%@: %.2f%% right after conversion, %.2f%% after fine-tuning",
-                   settings.format.displayName, 100 * (accuracyBeforeFineTuning ?? 0), 100 * compressedEvaluation.accuracy))
+                   settings.formatDisplayName, 100 * (accuracyBeforeFineTuning ?? 0), 100 * compressedEvaluation.accuracy))
         let timed = test.images.slice(axis: 0, start: 0, count: Swift.min(settings.timingImages, test.count))
         let timing = InferenceTiming.imagesPerSecond([teacher, student], images: timed, batchSize: settings.batchSize)
         let result = CompressionResult(
-            format: settings.format.shortName,
+            format: settings.formatName,
             dense: ModelMeasurement(accuracy: denseEvaluation.accuracy, loss: denseEvaluation.loss,
                                     parameters: teacher.trainableParameterCount,
                                     macs: teacher.multiplyAdds(forInput: inputShape), imagesPerSecond: timing[0]),

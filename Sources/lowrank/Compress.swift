@@ -6,10 +6,10 @@ import TensorCore
 
 /// The format and rank options shared by `lowrank compress` and `lowrank convert`.
 struct RankOptions: ParsableArguments {
-    @Option(help: "The format: \(CompressionFormat.allCases.map(\.shortName).joined(separator: "|"))|auto.")
+    @Option(help: "The format: \(CompressionFormat.allCases.map(\.shortName).joined(separator: "|"))|auto (auto: svd, tucker or tt and the ranks chosen per layer under one budget: --ratio, --budget-params or --budget-macs).")
     var format: String
 
-    @Option(help: "Compression ratio of every compressed layer (dense over factorized weight parameters).")
+    @Option(help: "Compression ratio of every compressed layer (dense over factorized weight parameters); with --format auto, of the compressed layers together.")
     var ratio: Double?
 
     @Option(help: "Ranks of every compressed layer, comma-separated (one number for all ranks of the format).")
@@ -18,21 +18,22 @@ struct RankOptions: ParsableArguments {
     @Option(help: "Rank rule: energy:E keeps a share E of Σσ² per layer (any format; e.g. energy:0.9); evbmf (svd format) picks each layer's rank by EVBMF [56].")
     var rankRule: String?
 
-    @Option(help: "Global parameter budget for the whole model: SVD ranks allocated across layers (svd format).")
+    @Option(help: "Global parameter budget for the whole model: ranks allocated across layers (svd, tucker, tt or auto).")
     var budgetParams: Int?
 
-    @Option(help: "Global multiply-add budget per image for the whole model (svd format).")
+    @Option(help: "Global multiply-add budget per image for the whole model (svd, tucker, tt or auto).")
     var budgetMacs: Int?
 
     @Option(help: "Blocks of block-term (btd) layers.")
     var blocks = 2
 
-    /// The pipeline settings these options describe.
-    func settings() throws -> CompressionSettings {
-        if format == "auto" {
-            throw ValidationError("--format auto (mixed-format allocation) is not yet available; choose one of "
-                                  + CompressionFormat.allCases.map(\.shortName).joined(separator: ", "))
-        }
+    /// The formats `--format auto` chooses among per layer: svd, tucker (convs), tt (FC layers).
+    static let autoFormats: [CompressionFormat] = [.svd, .tucker, .tensorTrain]
+
+    /// The pipeline settings these options describe for the model in `checkpoint` (read only for
+    /// `--format auto --ratio R`, whose parameter budget depends on the model).
+    func settings(checkpoint: String) throws -> CompressionSettings {
+        if format == "auto" { return try autoSettings(checkpoint: checkpoint) }
         guard let chosen = CompressionFormat(name: format) else {
             throw ValidationError("unknown format '\(format)'; choose one of "
                                   + CompressionFormat.allCases.map(\.shortName).joined(separator: ", "))
@@ -64,6 +65,32 @@ struct RankOptions: ParsableArguments {
         }
         var settings = CompressionSettings(format: chosen, target: targets[0])
         settings.rankRule = rule
+        if case .budget = rule { settings.planFormats = [chosen] }
+        settings.compressor.blocks = blocks
+        return settings
+    }
+
+    /// `--format auto`: one whole-model budget, --budget-params N, --budget-macs N, or --ratio R (the parameters of
+    /// everything not compressed plus the eligible layers' dense weights / R: `ModelRankPlanner.parameterBudget`),
+    /// allocated over `autoFormats` per layer.
+    func autoSettings(checkpoint: String) throws -> CompressionSettings {
+        guard ranks == nil, rankRule == nil else {
+            throw ValidationError("--format auto chooses formats and ranks under one budget; give --ratio, --budget-params or --budget-macs instead of --ranks or --rank-rule")
+        }
+        let rule: ModelRankRule
+        switch (ratio, budgetParams, budgetMacs) {
+        case let (ratio?, nil, nil):
+            let (network, architecture, _) = try CompressedModel.load(checkpoint, as: Float.self)
+            rule = .budget(try ModelRankPlanner.parameterBudget(network, inputShape: architecture.base.inputShape, ratio: ratio),
+                           .parameters)
+        case let (nil, budget?, nil): rule = .budget(budget, .parameters)
+        case let (nil, nil, budget?): rule = .budget(budget, .macs)
+        default:
+            throw ValidationError("--format auto needs exactly one of --ratio, --budget-params, --budget-macs")
+        }
+        var settings = CompressionSettings(format: .svd, target: .ratio(1))
+        settings.rankRule = rule
+        settings.planFormats = Self.autoFormats
         settings.compressor.blocks = blocks
         return settings
     }
@@ -78,11 +105,15 @@ struct Compress: ParsableCommand {
         the last) by a factorized layer in --format at the given ratio or ranks, fine-tunes the whole network \
         (SGD momentum 0.9, cosine learning rate), optionally distilling from the dense model, and reports accuracy, \
         parameters, multiply-adds and measured inference speed of both models. A layer the format cannot apply to \
-        stays dense, and the report says why. The saved model reloads with lowrank evaluate.
+        stays dense, and the report says why. The saved model reloads with lowrank evaluate. --format auto chooses \
+        per layer svd, tucker (convs, Tucker-2) or tt (FC layers) and their ranks under one whole-model budget, \
+        minimizing the summed predicted relative error (exact for svd, an upper bound for tucker and tt); see \
+        lowrank rank --formats.
 
         Examples:
           lowrank compress fmnist-cnn.safetensors --format tt --ratio 5 --finetune-epochs 1 --out small.safetensors
           lowrank compress fmnist-cnn.safetensors --format tucker --ranks 16 --distill --report report/ --json
+          lowrank compress fmnist-cnn.safetensors --format auto --ratio 5 --out mixed.safetensors
         """
     )
 
@@ -129,7 +160,7 @@ struct Compress: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            var settings = try rank.settings()
+            var settings = try rank.settings(checkpoint: model)
             settings.fineTuneEpochs = finetuneEpochs
             settings.learningRate = lr
             settings.batchSize = batch
@@ -142,14 +173,14 @@ struct Compress: ParsableCommand {
                                                      output: out, log: { if !output.json { print($0) } })
             if let report {
                 let (dense, architecture, _) = try CompressedModel.load(model, as: Float.self)
-                try CompressionReport.write(result, title: "\(architecture.base.model) compressed with \(settings.format.displayName)",
+                try CompressionReport.write(result, title: "\(architecture.base.model) compressed with \(settings.formatDisplayName)",
                                             denseModel: dense, inputShape: architecture.base.inputShape, to: report)
             }
             if output.json {
                 try printJSON(try CompressionData.jsonObject(result))
                 return
             }
-            print(CompressionReport.markdown(result, title: "\(model) → \(settings.format.displayName)"))
+            print(CompressionReport.markdown(result, title: "\(model) → \(settings.formatDisplayName)"))
             if let out { print("saved \(out)") }
             if let report { print("report in \(report)/report.md") }
         }
@@ -179,7 +210,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let settings = try rank.settings()
+            let settings = try rank.settings(checkpoint: model)
             let (student, architecture, source) = try CompressedModel.load(model, as: Float.self)
             guard architecture.layers.isEmpty else {
                 throw ValidationError("\(model) is already compressed; give the dense model")
@@ -191,7 +222,7 @@ struct Convert: ParsableCommand {
                                          to: out, notes: source.trainingState?.notes ?? [:])
             if output.json {
                 let data = try JSONEncoder().encode(reports)
-                try printJSON(["model": model, "out": out, "format": settings.format.shortName,
+                try printJSON(["model": model, "out": out, "format": settings.formatName,
                                "seconds": Date().timeIntervalSince(start),
                                "layers": try JSONSerialization.jsonObject(with: data)])
                 return
