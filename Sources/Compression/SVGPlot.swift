@@ -52,8 +52,9 @@ public struct SVGPlot: Sendable {
         self.yLabel = yLabel
     }
 
-    /// Colour-blind-safe colours (Okabe–Ito), cycled.
-    public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+    /// Colour-blind-safe colours (Okabe–Ito, then four of Tol's muted scheme), cycled.
+    public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+                                 "#882255", "#44AA99", "#999933", "#AA4499"]
 
     /// The SVG document.
     public func render() -> String {
