@@ -48,8 +48,7 @@ extension FactorizedLinear {
         }
         if format.usesSemiTensorProduct {
             // The output modes must take the pass-through index (the ranks are checked by the decomposition).
-            let ring = format == .semiTensorRing
-            let linked = (0...modesIn.count).map { k in stpFactor > 1 && (ring || (k >= 1 && k < modesIn.count)) }
+            let linked = linkedBonds(format, stpFactor: stpFactor, modeCount: modesIn.count)
             try checkSemiTensorProduct(format, t: stpFactor, ranks: [Int](repeating: stpFactor, count: modesIn.count + 1),
                                        outputModes: modesOut, linked: linked, layer: name)
         }

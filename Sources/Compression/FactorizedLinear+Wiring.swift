@@ -173,7 +173,7 @@ extension FactorizedLinear {
             let t = stpFactor
             // Bond k sits left of core k (bond d = bond 0 for the ring); R_0 = R_d = 1 for the train.
             let full = ring ? ranks + [ranks[0]] : [1] + ranks + [1]
-            let linked = (0...d).map { k in t > 1 && (ring || (k >= 1 && k < d)) }
+            let linked = linkedBonds(format, stpFactor: t, modeCount: d)
             try checkSemiTensorProduct(format, t: t, ranks: full, outputModes: outputModes, linked: linked, layer: layer)
             let tk = linked.map { $0 ? t : 1 }
             let bond = try pool.next(d + 1, layer), pass = try pool.next(d + 1, layer)
@@ -198,6 +198,12 @@ extension FactorizedLinear {
         let network = TensorNetwork(inputModes: inputModes, outputModes: outputSizes, batchLetter: batch,
                                     inputLetters: i, outputLetters: outputLetters, coreLetters: letters, coreShapes: shapes)
         return (network, schedule)
+    }
+
+    /// Which bonds 0…d the semi-tensor product links (bond k sits left of core k): every bond of STR, the inner
+    /// bonds 1…d−1 of STT, none when t = 1.
+    static func linkedBonds(_ format: FactorizedFormat, stpFactor t: Int, modeCount d: Int) -> [Bool] {
+        (0...d).map { k in t > 1 && (format == .semiTensorRing || (k >= 1 && k < d)) }
     }
 
     /// Throws unless t ≥ 1 divides every linked rank and the output mode of every linked bond (bond k links core

@@ -299,7 +299,7 @@ public enum LayerCompressor {
         if fcFormat.usesSemiTensorProduct {
             // t must divide every output mode the semi-tensor product links (all for STR, O_2..O_d for STT).
             let t = options.stpFactor
-            let linked = (0...d).map { k in t > 1 && (fcFormat == .semiTensorRing || (k >= 1 && k < d)) }
+            let linked = FactorizedLinear<Scalar>.linkedBonds(fcFormat, stpFactor: t, modeCount: d)
             do {
                 try FactorizedLinear<Scalar>.checkSemiTensorProduct(fcFormat, t: t, ranks: [Int](repeating: t, count: d + 1),
                                                                     outputModes: outputModes, linked: linked, layer: name)
