@@ -146,18 +146,13 @@ public struct ResultStore: Sendable {
         try AtomicFile.write(to: path(for: method)) { try $0.write(bytes) }
     }
 
-    /// Runs `body` for every method that has no saved result yet, saving each result as soon as it is done;
-    /// returns all results in `methods` order, with whether each was reused.
+    /// The saved result of `method` (reused: true), or else runs `body` and saves its result as soon as it is done.
     ///
-    /// - Throws: what `body` or `save` throws (the results saved before stay).
-    public func run(_ methods: [String], _ body: (String) throws -> CompressionResult) throws
-        -> [(method: String, result: CompressionResult, reused: Bool)]
-    {
-        try methods.map { method in
-            if let saved = result(for: method) { return (method, saved, true) }
-            let fresh = try body(method)
-            try save(fresh, as: method)
-            return (method, fresh, false)
-        }
+    /// - Throws: what `body` or `save` throws (results saved before stay).
+    public func run(_ method: String, _ body: () throws -> CompressionResult) throws -> (result: CompressionResult, reused: Bool) {
+        if let saved = result(for: method) { return (saved, true) }
+        let fresh = try body()
+        try save(fresh, as: method)
+        return (fresh, false)
     }
 }

@@ -136,6 +136,9 @@ public enum ModelSurgery {
         return count
     }
 
+    /// The batches `recalibrateBatchNorm` averages by default.
+    public static let recalibrationBatches = 50
+
     /// Re-estimates the running statistics of every `BatchNorm` of `model` as the average batch statistics over
     /// the first `batches` batches of `data` (in order), leaving every weight unchanged: the statistics a trained
     /// network collected no longer describe its activations once its layers are truncated or factorized
@@ -143,7 +146,7 @@ public enum ModelSurgery {
     /// training mode without a tape. Returns how many batch normalizations it re-estimated.
     @discardableResult
     public static func recalibrateBatchNorm<Scalar: TensorScalar>(in model: any Layer<Scalar>, on data: Dataset,
-                                                                  batches: Int = 50,
+                                                                  batches: Int = recalibrationBatches,
                                                                   batchSize: Int = 128) -> Int {
         precondition(batches > 0 && batchSize > 0, "recalibrateBatchNorm: batches \(batches) and batchSize \(batchSize) must be positive")
         var norms: [BatchNorm<Scalar>] = []

@@ -78,8 +78,8 @@ struct CompressionAwareOptions: ParsableArguments {
              grouped($0.denseParameters), $0.keptDense ? "dense" : "factorized"]
         }, rightAligned: 2...)
         print(String(format: "test accuracy %.2f%% before truncation, %.2f%% after (%.2f%% before re-estimating the "
-                     + "batch-norm statistics on %d training images); %.2f× fewer parameters in the compressed layers; ",
-                     100 * before.accuracy, 100 * after.accuracy, 100 * stale.accuracy, Swift.min(training.count, 50 * 128),
+                     + "batch-norm statistics on %d training batches); %.2f× fewer parameters in the compressed layers; ",
+                     100 * before.accuracy, 100 * after.accuracy, 100 * stale.accuracy, ModelSurgery.recalibrationBatches,
                      report.compressionRatio)
               + "model \(grouped(model.trainableParameterCount)) parameters, "
               + "\(Train.millions(model.multiplyAdds(forInput: inputShape))) M multiply-adds per image")

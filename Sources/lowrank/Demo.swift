@@ -81,14 +81,14 @@ struct Demo: ParsableCommand {
         var rows: [(method: String, result: CompressionResult)] = [], failures: [String] = []
         for method in methods {
             do {
-                let (_, result, reused) = try store.run([method.shortName]) { name in
+                let (result, reused) = try store.run(method.shortName) {
                     var settings = settingsTemplate
-                    settings.format = CompressionFormat(name: name)!
-                    print("— \(settings.format.displayName)")
+                    settings.format = method
+                    print("— \(method.displayName)")
                     fflush(nil)
                     return try CompressionPipeline.run(checkpoint: densePath, training: fineTuneSet, test: test,
                                                        settings: settings, log: { print("  " + $0); fflush(nil) })
-                }[0]
+                }
                 if reused { print("reused the saved result of \(method.displayName)") }
                 rows.append((method.displayName, result))
             } catch {
