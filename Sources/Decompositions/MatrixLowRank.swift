@@ -322,9 +322,11 @@ enum FactorKernels {
         }
     }
 
-    /// rhs·(gram + μI)^† for a symmetric positive semi-definite `gram` (R×R) and `rhs` (M×R), solved in Double
-    /// through the symmetric eigendecomposition; eigenvalues below R·ε_S·λ_max count as zero, so a singular
-    /// system gives the minimum-norm solution and never NaN.
+    /// rhs·(gram + μI)^† for a symmetric positive semi-definite `gram` (R×R) and `rhs` (M×R), solved in Double.
+    /// Eigenvalues below R·ε_S·λ_max count as zero, so a singular system gives the minimum-norm solution and never
+    /// NaN: through the symmetric eigendecomposition when the Cholesky factor's reciprocal condition estimate is
+    /// within 100× of that cutoff (or the factorization fails), else (the usual case, where the pseudo-inverse is the
+    /// inverse) by the Cholesky solve, about 10× cheaper at R = 36.
     static func solveNormalEquations<S: TensorScalar>(gram: Tensor<S>, rhs: Tensor<S>, ridge: Double = 0) throws -> Tensor<S> {
         let r = gram.shape[0]
         var g: Tensor<Double> = gram.converted()
@@ -333,13 +335,41 @@ enum FactorKernels {
         }
         // Symmetrize against rounding in the GEMM that built the Gram matrix.
         g = (g + g.transposed) * 0.5
+        let relativeCutoff = Double(Swift.max(r, 1)) * Double(S.unitRoundoff)
+        if let solution = choleskySolve(g, rhs: rhs.converted(to: Double.self), minimumReciprocalCondition: 100 * relativeCutoff) {
+            return solution.converted(to: S.self)
+        }
         let (values, vectors) = try g.symmetricEigen()
         let lambda = values.scalars
         let top = lambda.map { Swift.abs($0) }.max() ?? 0
-        let cutoff = Double(Swift.max(r, 1)) * Double(S.unitRoundoff) * top
+        let cutoff = relativeCutoff * top
         let inverse = Tensor<Double>(lambda.map { $0 > cutoff ? 1 / $0 : 0 }).reshaped([1, r])
         let pinv = Tensor.matmul(vectors * inverse, vectors, transposeB: true)
         return Tensor.matmul(rhs, pinv.converted(to: S.self))
+    }
+
+    /// rhs·A⁻¹ for a symmetric A (R×R) by Cholesky (`potrf`, `potrs`), or nil when A is not numerically positive
+    /// definite or its estimated 1-norm reciprocal condition (`pocon`) is below `minimumReciprocalCondition`.
+    /// The row-major M×R `rhs` is the column-major R×M rhsᵀ, so A·Y = rhsᵀ is solved in place with no transposes.
+    static func choleskySolve(_ a: Tensor<Double>, rhs: Tensor<Double>, minimumReciprocalCondition: Double) -> Tensor<Double>? {
+        let r = a.shape[0], m = rhs.shape[0]
+        guard r > 0 && a.isFinite else { return nil }
+        var factor = a
+        var norm1 = 0.0
+        a.withUnsafeBufferPointer { p in
+            for j in 0..<r { norm1 = Swift.max(norm1, (0..<r).reduce(0) { $0 + Swift.abs(p[$1 * r + j]) }) }
+        }
+        var reciprocalCondition = 0.0
+        let ok = factor.withUnsafeMutableBufferPointer { f -> Bool in
+            guard Double.potrf(n: r, a: f.baseAddress!, lda: r) == 0 else { return false }
+            return Double.pocon(n: r, a: f.baseAddress!, lda: r, norm1: norm1, reciprocalCondition: &reciprocalCondition) == 0
+        }
+        guard ok && reciprocalCondition >= minimumReciprocalCondition else { return nil }
+        var solution = rhs
+        let info = solution.withUnsafeMutableBufferPointer { b in factor.withUnsafeBufferPointer { f in
+            Double.potrs(n: r, nrhs: m, a: f.baseAddress!, lda: r, b: b.baseAddress!, ldb: r)
+        } }
+        return info == 0 ? solution : nil
     }
 
     /// Khatri–Rao product of J_i×R matrices in the given order (the first matrix's row index slowest, as

@@ -396,16 +396,14 @@ struct TRALSSolver<Scalar: TensorScalar> {
     let normX2: Double
     let ridge: Double
     var cores: [Tensor<Scalar>]
-    /// The cyclic unfoldings X_⟨k⟩, cached when d·∏J ≤ 2^26 scalars.
-    let unfoldings: [Tensor<Scalar>]?
+    /// The cyclic unfoldings X_⟨s⟩ used as sweep starts, kept while they total at most 2^26 scalars.
+    var unfoldings: [Int: Tensor<Scalar>] = [:]
 
     init(tensor: Tensor<Scalar>, cores: [Tensor<Scalar>], ridge: Double) {
         x = tensor
         normX2 = FactorKernels.squaredNorm(tensor)
         self.ridge = ridge
         self.cores = cores
-        unfoldings = tensor.rank * tensor.scalarCount <= 1 << 26
-            ? (0..<tensor.rank).map { Self.cyclicUnfolding(tensor, $0) } : nil
     }
 
     var order: Int { x.rank }
@@ -418,6 +416,14 @@ struct TRALSSolver<Scalar: TensorScalar> {
         return x.reshaped([pre, x.scalarCount / pre]).transposed.reshaped([j, -1])
     }
 
+    /// X_⟨k⟩, from the cache when it is there.
+    mutating func unfolding(_ k: Int) -> Tensor<Scalar> {
+        if let cached = unfoldings[k] { return cached }
+        let result = Self.cyclicUnfolding(x, k)
+        if k > 0 && (unfoldings.count + 1) * x.scalarCount <= 1 << 26 { unfoldings[k] = result }
+        return result
+    }
+
     /// E_j = Σ_i G_j[:, i, :] ⊗ G_j[:, i, :] as an (R_j²)×(R_{j+1}²) matrix with rows (x, x′) and columns (y, y′).
     static func transfer(_ core: Tensor<Scalar>) -> Tensor<Scalar> {
         let (r0, j, r1) = (core.shape[0], core.shape[1], core.shape[2])
@@ -426,31 +432,105 @@ struct TRALSSolver<Scalar: TensorScalar> {
             .reshaped([r0 * r0, r1 * r1])
     }
 
-    /// One core update; with `measure`, also returns ‖𝒳 − 𝒳̂‖² after it (nil otherwise).
+    /// The bond a sweep starts at by default: the smallest R_s (then the smallest R_sR_{s+1}), since every partial
+    /// contraction of the sweep carries R_s.
+    var cheapestCut: Int {
+        let d = order
+        return (0..<d).min { a, b in
+            (cores[a].shape[0], cores[a].shape[2]) < (cores[b].shape[0], cores[b].shape[2])
+        }!
+    }
+
+    /// One sweep over the cores s, s+1, …, s−1 (cyclically, s = `start`, default `cheapestCut`); returns the
+    /// relative error after it (measured at the last update only).
     ///
-    /// With the sub-chain C = 𝒢^{≠k} stored as (R_{k+1}, L, R_k) and the core unfolding's columns ordered (r_{k+1}, r_k):
-    /// M = X_⟨k⟩·C_(2) is R_{k+1} GEMMs into column blocks, and the Gram matrix C_(2)ᵀC_(2) is either R_{k+1}² GEMMs
-    /// or, when cheaper, the product of the transfer matrices E_{k+1}⋯E_{k−1} (cost Σ J_jR⁴ + dR⁶ instead of
-    /// L·R⁴), so the sub-chain is never permuted. G_k,(2) = M·Γ⁺ solves the normal equations.
+    /// Nothing of size ∏J is formed per core. Before the sweep, the cores from each position i on merge from the end
+    /// into Q_i[c, r_k, J_k⋯J_{s−1}] (k = s+i, c = the cut bond R_s; Q_i is R_s GEMMs of G_k with Q_{i+1}); as the
+    /// sweep goes, the updated cores are contracted into the data: P_i[c, r_k, J_k⋯J_{s−1}] = Σ X_⟨s⟩·G_s⋯G_{k−1}
+    /// (P_{i+1} is R_s GEMMs of P_i with the new G_k). Then M_k = X_⟨k⟩·(𝒢^{≠k})_(2) = Σ_c P_i[c]·Q_{i+1}[c]ᵀ, so a
+    /// sweep costs about 2·R_sR_{s+1}·∏J multiply-adds plus a geometric tail, instead of d·R_kR_{k+1}·∏J for
+    /// multiplying X with every sub-chain. The transfer matrices of the Gram products are made once per core per sweep.
+    mutating func sweep(start: Int? = nil) throws -> Double {
+        let d = order, s = start ?? cheapestCut
+        let xs = unfolding(s)                       // J_s × (J_{s+1}⋯J_{s−1})
+        let rc = cores[s].shape[0]
+        var right = [Tensor<Scalar>](repeating: Tensor<Scalar>.identity(rc).reshaped([rc, rc, 1]), count: d + 1)
+        for i in stride(from: d - 1, through: 1, by: -1) { right[i] = Self.prepend(cores[(s + i) % d], to: right[i + 1]) }
+        var transfers = cores.map(Self.transfer)
+        var partial = xs                            // P_i, flattened
+        var residual = 0.0
+        for i in 0..<d {
+            let k = (s + i) % d
+            let (ra, j, rb) = (cores[k].shape[0], cores[k].shape[1], cores[k].shape[2])
+            let q = right[i + 1], rest = q.shape[2]
+            // T[(c or a, j), (b, a or c)] = Σ_rest P[c, …, rest]·Q[c, b, rest]; at i = 0 P is X_⟨s⟩ and a = c.
+            let t = Tensor<Scalar>(shape: i == 0 ? [j, rc * rb] : [ra * j, rb]) { tp in partial.withUnsafeBufferPointer { pp in q.withUnsafeBufferPointer { qp in
+                for c in 0..<rc {
+                    let b = qp.baseAddress! + c * rb * rest
+                    if i == 0 {
+                        Scalar.gemm(transposeA: false, transposeB: true, m: j, n: rb, k: rest, alpha: 1, a: pp.baseAddress!, lda: rest,
+                                    b: b, ldb: rest, beta: 0, c: tp.baseAddress! + c * rb, ldc: rc * rb)
+                    } else {
+                        Scalar.gemm(transposeA: false, transposeB: true, m: ra * j, n: rb, k: rest, alpha: 1,
+                                    a: pp.baseAddress! + c * ra * j * rest, lda: rest, b: b, ldb: rest,
+                                    beta: c == 0 ? 0 : 1, c: tp.baseAddress!, ldc: rb)
+                    }
+                }
+            } } }
+            // M[j, (b, a)].
+            let m = i == 0 ? t.reshaped([j, rc, rb]).permuted([0, 2, 1]).reshaped([j, rb * ra])
+                           : t.reshaped([ra, j, rb]).permuted([1, 2, 0]).reshaped([j, rb * ra])
+            if let r = try update(k, m: m, transfers: transfers, measure: i == d - 1) { residual = r }
+            guard i < d - 1 else { break }
+            let g = cores[k]
+            transfers[k] = Self.transfer(g)
+            if i == 0 {
+                // P_1[(c, b), rest] = Σ_j G_s[c, j, b]·X_⟨s⟩[j, rest].
+                partial = Tensor.matmul(g.permuted([1, 0, 2]).reshaped([j, ra * rb]), xs, transposeA: true)
+            } else {
+                // P_{i+1}[c, b, rest] = Σ_{a, j} G_k[a, j, b]·P_i[c, a, j, rest].
+                let previous = partial
+                partial = Tensor<Scalar>(shape: [rc * rb * rest]) { np in previous.withUnsafeBufferPointer { pp in g.withUnsafeBufferPointer { gp in
+                    for c in 0..<rc {
+                        Scalar.gemm(transposeA: true, transposeB: false, m: rb, n: rest, k: ra * j, alpha: 1,
+                                    a: gp.baseAddress!, lda: rb, b: pp.baseAddress! + c * ra * j * rest, ldb: rest,
+                                    beta: 0, c: np.baseAddress! + c * rb * rest, ldc: rest)
+                    }
+                } } }
+            }
+        }
+        return relative(Swift.max(residual, 0))
+    }
+
+    /// Q′[c, a, (J, rest)] = Σ_b G[a, J, b]·Q[c, b, rest]: the core G (R_a, J, R_b) put in front of the merged chain
+    /// Q (c, R_b, rest), one GEMM per c.
+    static func prepend(_ core: Tensor<Scalar>, to q: Tensor<Scalar>) -> Tensor<Scalar> {
+        let (ra, j, rb) = (core.shape[0], core.shape[1], core.shape[2])
+        let (rc, rest) = (q.shape[0], q.shape[2])
+        return Tensor<Scalar>(shape: [rc, ra, j * rest]) { op in q.withUnsafeBufferPointer { qp in core.withUnsafeBufferPointer { gp in
+            for c in 0..<rc {
+                Scalar.gemm(transposeA: false, transposeB: false, m: ra * j, n: rest, k: rb, alpha: 1, a: gp.baseAddress!, lda: rb,
+                            b: qp.baseAddress! + c * rb * rest, ldb: rest, beta: 0, c: op.baseAddress! + c * ra * j * rest, ldc: rest)
+            }
+        } } }
+    }
+
+    /// Solves the normal equations of core k given M = X_⟨k⟩·C_(2) (columns ordered (r_{k+1}, r_k), with the
+    /// sub-chain C = 𝒢^{≠k} stored as (R_{k+1}, L, R_k)) and the cores' transfer matrices; with `measure`, also
+    /// returns ‖𝒳 − 𝒳̂‖² after it.
+    ///
+    /// The Gram matrix C_(2)ᵀC_(2) is either R_{k+1}² GEMMs over the sub-chain or, when cheaper, the product of the
+    /// transfer matrices E_{k+1}⋯E_{k−1} (cost Σ J_jR⁴ + dR⁶ instead of L·R⁴). G_k,(2) = M·Γ⁺.
     ///
     /// The fit needs no reconstruction: ‖𝒳 − 𝒳̂‖² = ‖𝒳‖² − 2⟨G, M⟩ + ⟨G·Γ, G⟩ (⟨𝒳, 𝒳̂⟩ = ⟨G, M⟩, ‖𝒳̂‖² = ⟨G·Γ, G⟩).
     /// When that difference is within the rounding level of its terms, it is measured directly with
     /// X̂_⟨k⟩ = Σ_b G_b·C_bᵀ.
-    mutating func update(_ k: Int, measure: Bool) throws -> Double? {
+    mutating func update(_ k: Int, m: Tensor<Scalar>, transfers: [Tensor<Scalar>], measure: Bool) throws -> Double? {
         let d = order
         let rk = cores[k].shape[0], rk1 = cores[k].shape[2], j = x.shape[k]
         let p = rk * rk1
-        let xk = unfoldings?[k] ?? Self.cyclicUnfolding(x, k)
         let others = (1..<d).map { (k + $0) % d }
-        let chain = TensorRing<Scalar>.merge(others.map { cores[$0] }[...])  // (R_{k+1}, L, R_k)
-        let l = chain.shape[1]
-        // M[j, (b, a)] = Σ_l X[j, l]·C[b, l, a].
-        let m = Tensor<Scalar>(shape: [j, p]) { mp in xk.withUnsafeBufferPointer { xp in chain.withUnsafeBufferPointer { cp in
-            for b in 0..<rk1 {
-                Scalar.gemm(transposeA: false, transposeB: false, m: j, n: rk, k: l, alpha: 1, a: xp.baseAddress!, lda: l,
-                            b: cp.baseAddress! + b * l * rk, ldb: rk, beta: 0, c: mp.baseAddress! + b * rk, ldc: p)
-            }
-        } } }
+        let l = x.scalarCount / j
         // Γ[(b, a), (b′, a′)] = Σ_l C[b, l, a]·C[b′, l, a′].
         let directCost = Double(l) * Double(p) * Double(p)
         var transferCost = 0.0
@@ -459,13 +539,19 @@ struct TRALSSolver<Scalar: TensorScalar> {
             transferCost += Double(cores[o].shape[1]) * Double(r0 * r1) * Double(r0 * r1)
             if i > 0 { transferCost += Double(rk1 * rk1) * Double(r0 * r0) * Double(r1 * r1) }
         }
+        var subChain: Tensor<Scalar>? = nil
+        func chain() -> Tensor<Scalar> {
+            if subChain == nil { subChain = TensorRing<Scalar>.merge(others.map { cores[$0] }[...]) }  // (R_{k+1}, L, R_k)
+            return subChain!
+        }
         let gram: Tensor<Scalar>
         if transferCost < directCost {
-            var product = Self.transfer(cores[others[0]])
-            for o in others.dropFirst() { product = Tensor.matmul(product, Self.transfer(cores[o])) }
+            var product = transfers[others[0]]
+            for o in others.dropFirst() { product = Tensor.matmul(product, transfers[o]) }
             gram = product.reshaped([rk1, rk1, rk, rk]).permuted([0, 2, 1, 3]).reshaped([p, p])
         } else {
-            gram = Tensor<Scalar>(shape: [p, p]) { gp in chain.withUnsafeBufferPointer { cp in
+            let c = chain()
+            gram = Tensor<Scalar>(shape: [p, p]) { gp in c.withUnsafeBufferPointer { cp in
                 for b in 0..<rk1 {
                     for b2 in 0..<rk1 {
                         Scalar.gemm(transposeA: true, transposeB: false, m: rk, n: rk, k: l, alpha: 1,
@@ -483,27 +569,18 @@ struct TRALSSolver<Scalar: TensorScalar> {
         let model = Double(Tensor.dot(Tensor.matmul(g, gram), g))
         let residual = normX2 - 2 * inner + model
         if residual >= 1e4 * eps * (normX2 + model) { return residual }
-        let xhat = Tensor<Scalar>(shape: [j, l]) { hp in g.withUnsafeBufferPointer { gp in chain.withUnsafeBufferPointer { cp in
+        let c = chain()
+        let xhat = Tensor<Scalar>(shape: [j, l]) { hp in g.withUnsafeBufferPointer { gp in c.withUnsafeBufferPointer { cp in
             for b in 0..<rk1 {
                 Scalar.gemm(transposeA: false, transposeB: true, m: j, n: l, k: rk, alpha: 1, a: gp.baseAddress! + b * rk,
                             lda: p, b: cp.baseAddress! + b * l * rk, ldb: rk, beta: b == 0 ? 0 : 1, c: hp.baseAddress!, ldc: l)
             }
         } } }
-        return FactorKernels.squaredDistance(xk, xhat)
+        return FactorKernels.squaredDistance(unfolding(k), xhat)
     }
 
     func relative(_ residual: Double) -> Double {
         normX2 == 0 ? residual.squareRoot() : (residual / normX2).squareRoot()
-    }
-
-    /// One sweep over all cores starting at `start`; returns the relative error after it (measured at the last
-    /// update only).
-    mutating func sweep(start: Int = 0) throws -> Double {
-        var residual = 0.0
-        for i in 0..<order {
-            if let r = try update((start + i) % order, measure: i == order - 1) { residual = r }
-        }
-        return relative(Swift.max(residual, 0))
     }
 
     var isFinite: Bool { cores.allSatisfy { $0.isFinite } }

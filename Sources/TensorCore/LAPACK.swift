@@ -48,6 +48,12 @@ extension Float {
     public static func potrf(n: Int, a: UnsafeMutablePointer<Float>, lda: Int) -> Int {
         Int(LAPACKE_spotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), a, Int32(lda)))
     }
+    public static func potrs(n: Int, nrhs: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafeMutablePointer<Float>, ldb: Int) -> Int {
+        Int(LAPACKE_spotrs(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), Int32(nrhs), a, Int32(lda), b, Int32(ldb)))
+    }
+    public static func pocon(n: Int, a: UnsafePointer<Float>, lda: Int, norm1: Float, reciprocalCondition: inout Float) -> Int {
+        Int(LAPACKE_spocon(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), a, Int32(lda), norm1, &reciprocalCondition))
+    }
 }
 
 extension Double {
@@ -94,5 +100,11 @@ extension Double {
     }
     public static func potrf(n: Int, a: UnsafeMutablePointer<Double>, lda: Int) -> Int {
         Int(LAPACKE_dpotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), a, Int32(lda)))
+    }
+    public static func potrs(n: Int, nrhs: Int, a: UnsafePointer<Double>, lda: Int, b: UnsafeMutablePointer<Double>, ldb: Int) -> Int {
+        Int(LAPACKE_dpotrs(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), Int32(nrhs), a, Int32(lda), b, Int32(ldb)))
+    }
+    public static func pocon(n: Int, a: UnsafePointer<Double>, lda: Int, norm1: Double, reciprocalCondition: inout Double) -> Int {
+        Int(LAPACKE_dpocon(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), a, Int32(lda), norm1, &reciprocalCondition))
     }
 }

@@ -39,6 +39,8 @@ public protocol TensorScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, C
     static func gelsd(m: Int, n: Int, nrhs: Int, a: UnsafeMutablePointer<Self>, lda: Int,
                       b: UnsafeMutablePointer<Self>, ldb: Int, rcond: Self, rank: inout Int) -> Int
     static func potrf(n: Int, a: UnsafeMutablePointer<Self>, lda: Int) -> Int
+    static func potrs(n: Int, nrhs: Int, a: UnsafePointer<Self>, lda: Int, b: UnsafeMutablePointer<Self>, ldb: Int) -> Int
+    static func pocon(n: Int, a: UnsafePointer<Self>, lda: Int, norm1: Self, reciprocalCondition: inout Self) -> Int
 }
 
 extension Float: TensorScalar {
