@@ -50,8 +50,8 @@ public struct LayerSlot<Scalar: TensorScalar> {
 
     /// The slots of `model` (depth first through `Sequential` children), skipping the first one when
     /// `skippingFirst` (METHODS §4.4 treats every layer but the first convolution: its 1·K·K-column matrix has no
-    /// rank to spare).
-    public static func find(in model: any Layer<Scalar>, skippingFirst: Bool = true) -> [LayerSlot] {
+    /// rank to spare) and the last one (the classifier) when `skippingLast`.
+    public static func find(in model: any Layer<Scalar>, skippingFirst: Bool = true, skippingLast: Bool = false) -> [LayerSlot] {
         var slots: [LayerSlot] = []
         func visit(_ sequential: Sequential<Scalar>, prefix: String) {
             for (index, child) in sequential.children.enumerated() {
@@ -65,6 +65,7 @@ public struct LayerSlot<Scalar: TensorScalar> {
             }
         }
         if let sequential = model as? Sequential<Scalar> { visit(sequential, prefix: "") }
+        if skippingLast { slots = Array(slots.dropLast()) }
         return skippingFirst ? Array(slots.dropFirst()) : slots
     }
 }

@@ -198,7 +198,7 @@ struct Train: ParsableCommand {
         }
         let summary = try trainer.fit(training: training, test: test)
         let compressed = try compressionRun.map {
-            try CompressionAwareOptions.finish($0, model: model, training: training, test: test, inputShape: architecture.inputShape, json: output.json)
+            try CompressionAwareOptions.finish($0, energies: compression.truncationEnergies, model: model, training: training, test: test, inputShape: architecture.inputShape, json: output.json)
         }
         let peak = peakResidentBytes()
         let path = trainer.configuration.checkpointPath ?? "(not saved: SVD-training layers)"

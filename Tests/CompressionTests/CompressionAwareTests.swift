@@ -159,7 +159,11 @@ private func clusters(count: Int, seed: UInt64) -> Dataset {
                                         Linear<Double>(inputFeatures: 16, outputFeatures: 12, generator: &generator), norm,
                                         ReLU<Double>(), Linear<Double>(inputFeatures: 12, outputFeatures: 3, generator: &generator)])
         let data = clusters(count: 64, seed: 13)
+        var all = CompressionAwareSettings(method: .nuclear, strength: 0)
+        all.keepClassifierDense = false
+        #expect(try CompressionAwareTraining(model: model, settings: all).slots.map(\.name) == ["3", "6"])
         let run = try CompressionAwareTraining(model: model, settings: CompressionAwareSettings(method: .nuclear, strength: 0))
+        #expect(run.slots.map(\.name) == ["3"])   // neither the first layer nor the classifier
         let trained = (norm.runningMean.value, norm.runningVariance.value)
         let layers = run.slots.map { ObjectIdentifier($0.layer as AnyObject) }
         _ = try run.truncate(selection: .fixed(2), recalibratingOn: data)
@@ -196,7 +200,7 @@ private func clusters(count: Int, seed: UInt64) -> Dataset {
             let accuracy = Trainer.evaluate(model, on: data).accuracy
             #expect(accuracy > 0.8)
             let report = try run.truncate(selection: .energy(0.99))
-            #expect(report.layers.count == 2)
+            #expect(report.layers.count == 1)   // the classifier stays dense
         }
     }
 }
