@@ -84,6 +84,12 @@ extension FactorizedLinear {
         guard ranks.allSatisfy({ $0 >= 1 }), blocks >= 1 else {
             throw CompressionError.invalidRanks(layer: layer, problem: "ranks and blocks must be ≥ 1, got ranks \(given) and \(blocks) block(s)")
         }
+        if format == .tucker, zip(ranks, inputModes + outputModes).contains(where: { $0 > $1 }) {
+            // A factor with more columns than rows adds parameters and no expressiveness.
+            let fitting = zip(ranks, inputModes + outputModes).map { Swift.min($0, $1) }
+            throw CompressionError.invalidRanks(layer: layer, problem:
+                "Tucker ranks \(ranks) exceed the mode sizes \(inputModes) → \(outputModes) (a factor cannot have more columns than rows); use ranks \(fitting) or larger modes")
+        }
         var pool = LetterPool()
         let batch = try pool.next(layer)
         let i = try pool.next(d, layer), o = try pool.next(d, layer)

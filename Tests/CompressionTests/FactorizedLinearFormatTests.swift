@@ -40,10 +40,22 @@ import TensorCore
     @Test func costFormulaMatchesCounter() throws {
         for (i, o) in modeGrid {
             for base in [1, 2] {
-                let inRanks = i.indices.map { base + $0 % 2 }, outRanks = o.indices.map { base + ($0 + 1) % 2 }
+                let inRanks = i.indices.map { Swift.min(base + $0 % 2, i[$0]) }
+                let outRanks = o.indices.map { Swift.min(base + ($0 + 1) % 2, o[$0]) }
                 let layer = try gridLayer(.tucker, i, o, ranks: inRanks + outRanks)
                 expectCounterMatches(layer, FCCostFormulas.tucker(inputModes: i, outputModes: o, inputRanks: inRanks, outputRanks: outRanks))
             }
+        }
+    }
+    /// Ranks above a mode size are refused with the fitting ranks proposed (`lowrank cost` priced them at CR 0.0).
+    @Test func ranksAboveModeSizesAreRefused() {
+        var generator = SeededGenerator(seed: 0)
+        #expect {
+            _ = try FactorizedLinear<Double>(inputModes: [8, 8], outputModes: [2, 5], format: .tucker, ranks: [8], name: "fc",
+                                             generator: &generator)
+        } throws: { error in
+            guard case let CompressionError.invalidRanks(layer, problem) = error else { return false }
+            return layer == "fc" && problem.contains("use ranks [8, 8, 2, 5]")
         }
     }
 }
