@@ -56,6 +56,10 @@ extension Float {
     public static func dot(n: Int, x: UnsafePointer<Float>, y: UnsafePointer<Float>) -> Float {
         cblas_sdot(Int32(n), x, 1, y, 1)
     }
+    public static func syrk(transposeA: Bool, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        LinearAlgebraThreads.ensureConfigured()
+        cblas_ssyrk(CblasRowMajor, CblasUpper, cblasTranspose(transposeA), Int32(n), Int32(k), 1, a, Int32(lda), 0, c, Int32(ldc))
+    }
 }
 
 extension Double {
@@ -81,6 +85,10 @@ extension Double {
     }
     public static func dot(n: Int, x: UnsafePointer<Double>, y: UnsafePointer<Double>) -> Double {
         cblas_ddot(Int32(n), x, 1, y, 1)
+    }
+    public static func syrk(transposeA: Bool, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        LinearAlgebraThreads.ensureConfigured()
+        cblas_dsyrk(CblasRowMajor, CblasUpper, cblasTranspose(transposeA), Int32(n), Int32(k), 1, a, Int32(lda), 0, c, Int32(ldc))
     }
 }
 

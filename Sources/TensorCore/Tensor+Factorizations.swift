@@ -73,7 +73,8 @@ extension Tensor {
     }
 
     /// Thin SVD of a matrix through LAPACK `gesdd` (divide and conquer), falling back to `gesvd` (QR iteration)
-    /// when `gesdd` does not converge.
+    /// when `gesdd` does not converge; well-conditioned Float matrices with min(m, n) ≥ 512 go through
+    /// `crossProductSVD` instead.
     ///
     /// A row-major m×n matrix is LAPACK's column-major Aᵀ; its SVD Aᵀ = U'ΣV'ᵀ gives A = V'ΣU'ᵀ, so the routine
     /// writes Vᵀ and U of A straight into row-major buffers with no transposing copies.
@@ -85,6 +86,7 @@ extension Tensor {
         if k == 0 {
             return SingularValueDecomposition(u: .zeros([m, 0]), s: .zeros([0]), vt: .zeros([0, n]))
         }
+        if let fast = try crossProductSVD() { return fast }
         var u = Tensor.zeros([m, k]), s = Tensor.zeros([k]), vt = Tensor.zeros([k, n])
         for useGesdd in [true, false] {
             var work = self
@@ -108,6 +110,37 @@ extension Tensor {
         }
         throw TensorError.lapackFailure(routine: "gesvd", info: 1,
                                         hint: "the SVD did not converge (gesdd then gesvd); rescale the matrix or check it for extreme values")
+    }
+
+    /// For a Float matrix with k = min(m, n) ≥ 512, where `gesdd`'s bidiagonalization (half of it memory-bound
+    /// matrix–vector products) dominates: the thin SVD from the eigendecomposition, in Double, of the k×k Gram
+    /// matrix (AᵀA, or AAᵀ when wide; `syevd`), σ_i = √λ_i and the other factor A·v_i/σ_i (or Σ⁻¹UᵀA), all BLAS-3.
+    /// The relative errors of σ_i and of that factor's orthonormality grow like ε_D·(σ_1/σ_i)², so it is used only
+    /// when σ_1/σ_k ≤ 10⁵ (errors ≤ ε_D·10¹⁰ ≈ 2·10⁻⁶, at Float's own level); nil otherwise, and for Double
+    /// matrices (the caller runs `gesdd`). Measured at 2048²: 2× to 3× faster than `gesdd` (`lowrank bench
+    /// decompositions`).
+    private func crossProductSVD() throws -> SingularValueDecomposition<Scalar>? {
+        let m = shape[0], n = shape[1], k = Swift.min(m, n)
+        guard Scalar.self == Float.self, k >= 512 else { return nil }
+        let a: Tensor<Double> = converted()
+        let wide = n > m
+        let gram = Tensor<Double>.gram(a, ofRows: wide)
+        let (values, vectors) = try gram.symmetricEigen()  // ascending
+        let lambda = values.scalars
+        guard let top = lambda.last, top > 0, lambda[0] >= 1e-10 * top else { return nil }
+        let sigma = lambda.reversed().map { $0.squareRoot() }
+        // The eigenvectors in descending order of λ.
+        let w = Tensor<Double>(shape: [k, k]) { out in vectors.withUnsafeBufferPointer { v in
+            for row in 0..<k { for col in 0..<k { out[row * k + col] = v[row * k + k - 1 - col] } }
+        } }
+        let inverse = Tensor<Double>(sigma.map { 1 / $0 }).reshaped([1, k])
+        let s: Tensor<Scalar> = Tensor<Double>(sigma).converted()
+        if wide {
+            // A = WΣVᵀ with Vᵀ = Σ⁻¹WᵀA = (WΣ⁻¹)ᵀA.
+            return SingularValueDecomposition(u: w.converted(), s: s, vt: Tensor<Double>.matmul(w * inverse, a, transposeA: true).converted())
+        }
+        // A = UΣWᵀ with U = AWΣ⁻¹.
+        return SingularValueDecomposition(u: (Tensor<Double>.matmul(a, w) * inverse).converted(), s: s, vt: w.transposed.converted())
     }
 
     /// Singular values only (non-increasing).

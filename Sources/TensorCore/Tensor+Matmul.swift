@@ -12,6 +12,22 @@ extension Tensor {
         return c
     }
 
+    /// The Gram matrix AᵀA of a matrix's columns (or AAᵀ of its rows with `ofRows`) through BLAS `syrk`: half the
+    /// multiply-adds of `matmul(a, a, transposeA: true)`, the lower triangle mirrored from the upper.
+    public static func gram(_ a: Tensor, ofRows: Bool = false) -> Tensor {
+        precondition(a.rank == 2, "gram: expected a matrix, got shape \(a.shape)")
+        let (rows, columns) = (a.shape[0], a.shape[1])
+        let n = ofRows ? rows : columns, k = ofRows ? columns : rows
+        return Tensor(shape: [n, n]) { c in
+            guard n > 0 else { return }
+            if k == 0 { c.initialize(repeating: 0); return }
+            a.withUnsafeBufferPointer { ap in
+                Scalar.syrk(transposeA: !ofRows, n: n, k: k, a: ap.baseAddress!, lda: columns, c: c.baseAddress!, ldc: n)
+            }
+            for i in 0..<n { for j in 0..<i { c[i * n + j] = c[j * n + i] } }
+        }
+    }
+
     /// c ← op(a)·op(b) (or c + op(a)·op(b) when `accumulate`); c must already have shape m×n.
     static func gemm(_ a: Tensor, _ b: Tensor, into c: inout Tensor, transposeA: Bool, transposeB: Bool,
                      m: Int, n: Int, k: Int, accumulate: Bool = false) {

@@ -152,10 +152,24 @@ public struct Tensor<Scalar: TensorScalar>: Sendable {
         }
     }
 
-    /// Converts to another precision.
+    /// Converts to another precision (the same precision shares the storage). Float ↔ Double runs as a concrete
+    /// loop: the generic `Other(src[i])` is a dynamic conversion per element wherever this is not specialized.
     public func converted<Other: TensorScalar>(to: Other.Type = Other.self) -> Tensor<Other> {
-        Tensor<Other>(shape: shape) { out in
-            withUnsafeBufferPointer { src in for i in 0..<src.count { out[i] = Other(src[i]) } }
+        if Other.self == Scalar.self { return unsafeBitCast(self, to: Tensor<Other>.self) }
+        return Tensor<Other>(shape: shape) { out in
+            withUnsafeBufferPointer { src in
+                guard src.count > 0 else { return }
+                let (source, target) = (UnsafeRawPointer(src.baseAddress!), UnsafeMutableRawPointer(out.baseAddress!))
+                if Scalar.self == Float.self && Other.self == Double.self {
+                    let f = source.assumingMemoryBound(to: Float.self), d = target.assumingMemoryBound(to: Double.self)
+                    for i in 0..<src.count { d[i] = Double(f[i]) }
+                } else if Scalar.self == Double.self && Other.self == Float.self {
+                    let d = source.assumingMemoryBound(to: Double.self), f = target.assumingMemoryBound(to: Float.self)
+                    for i in 0..<src.count { f[i] = Float(d[i]) }
+                } else {
+                    for i in 0..<src.count { out[i] = Other(src[i]) }
+                }
+            }
         }
     }
 }

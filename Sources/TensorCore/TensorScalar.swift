@@ -21,6 +21,8 @@ public protocol TensorScalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable, C
         x: UnsafePointer<Self>, beta: Self, y: UnsafeMutablePointer<Self>)
     static func axpy(n: Int, alpha: Self, x: UnsafePointer<Self>, y: UnsafeMutablePointer<Self>)
     static func dot(n: Int, x: UnsafePointer<Self>, y: UnsafePointer<Self>) -> Self
+    /// The upper triangle of C = A·Aᵀ (A n×k) or, with `transposeA`, of C = Aᵀ·A (A k×n).
+    static func syrk(transposeA: Bool, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int, c: UnsafeMutablePointer<Self>, ldc: Int)
 
     // MARK: LAPACK (column-major, as LAPACK is). Implemented in LAPACK.swift; return LAPACK's `info`.
     static func gesdd(jobz: UInt8, m: Int, n: Int, a: UnsafeMutablePointer<Self>, lda: Int,

@@ -38,6 +38,8 @@ struct CoreBenchmark {
             let a = Tensor<Float>.randomNormal([n, n], generator: &generator)
             let b = Tensor<Float>.randomNormal([n, n], generator: &generator)
             let flops = 2 * Double(n) * Double(n) * Double(n)
+            // At least ~2^31 multiply-adds per median: 5 runs of a 0.2 ms product are noise.
+            let repeats = Swift.max(repeats, (1 << 31) / (n * n * n))
             let ours = medianSeconds(repeats: repeats) { _ = Tensor.matmul(a, b) }
             var c = [Float](repeating: 0, count: n * n)
             let plain = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in

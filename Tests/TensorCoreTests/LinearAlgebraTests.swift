@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 import TensorCore
 
 /// Tolerances of the issue: relative error ≤ 1e-5 in Float, ≤ 1e-12 in Double.
@@ -70,6 +71,41 @@ private func tolerance<S: TensorScalar>(_: S.Type) -> S { S.self == Float.self ?
     @Test func svdReconstructsAndIsOrthogonal() throws {
         try checkSVD(Float.self)
         try checkSVD(Double.self)
+    }
+
+    /// Float matrices with min(m, n) ≥ 512 take the Double Gram-eigendecomposition route when σ_1/σ_k ≤ 10⁵: tall,
+    /// wide, and an ill-conditioned one (κ = 10⁷, which must fall back to gesdd) all meet the Float tolerances, and
+    /// the singular values equal the Double gesdd ones to 1e-5.
+    @Test func largeFloatSVDMeetsTheFloatTolerances() throws {
+        var g = SeededGenerator(seed: 52)
+        let graded: Tensor<Float> = {
+            let q1 = try! Tensor<Double>.randomNormal([520, 512], generator: &g).qr().q
+            let q2 = try! Tensor<Double>.randomNormal([512, 512], generator: &g).qr().q
+            let s = Tensor<Double>((0..<512).map { pow(10, -7 * Double($0) / 511) }).reshaped([1, 512])
+            return Tensor.matmul(q1 * s, q2, transposeB: true).converted()
+        }()
+        for a in [Tensor<Float>.randomNormal([700, 512], generator: &g), Tensor<Float>.randomNormal([512, 600], generator: &g), graded] {
+            let f = try a.svd()
+            let k = Swift.min(a.shape[0], a.shape[1])
+            #expect(f.reconstruct().relativeError(to: a) <= 1e-5)
+            #expect(Tensor.matmul(f.u, f.u, transposeA: true).relativeError(to: .identity(k)) <= 1e-5)
+            #expect(Tensor.matmul(f.vt, f.vt, transposeB: true).relativeError(to: .identity(k)) <= 1e-5)
+            let reference = try a.converted(to: Double.self).singularValues()
+            #expect(f.s.converted(to: Double.self).relativeError(to: reference) <= 1e-5)
+        }
+    }
+
+    @Test func gramMatrixAndConversions() {
+        var g = SeededGenerator(seed: 53)
+        for shape in [[7, 4], [4, 7], [1, 3], [0, 2]] {
+            let a = Tensor<Double>.randomNormal(shape, generator: &g)
+            #expect(Tensor.gram(a).isApproximatelyEqual(to: Tensor.matmul(a, a, transposeA: true), relativeTolerance: 1e-14, absoluteTolerance: 1e-14))
+            #expect(Tensor.gram(a, ofRows: true).isApproximatelyEqual(to: Tensor.matmul(a, a, transposeB: true), relativeTolerance: 1e-14, absoluteTolerance: 1e-14))
+            let f: Tensor<Float> = a.converted()
+            #expect(f.scalars == a.scalars.map { Float($0) })
+            #expect(f.converted(to: Double.self).scalars == f.scalars.map { Double($0) })
+            #expect(a.converted(to: Double.self) == a)
+        }
     }
 
     @Test func svdRejectsNonFiniteInput() {
