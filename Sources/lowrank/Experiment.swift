@@ -20,7 +20,7 @@ struct SparsityMeasures: ParsableCommand {
         abstract: "Does the effective rank beat the other sparsity measures? SVD training under each measure, truncated without fine-tuning.",
         discussion: """
         Protocol (our reduction of METHODS §4.4 Mode A to a CPU budget): fmnist-cnn on Fashion-MNIST, every \
-        convolution but the first and both linear layers trained in SVD form [85] from the same seeded \
+        convolution but the first and the first linear layer (the classifier stays dense) trained in SVD form [85] from the same seeded \
         initialization, SGD (momentum 0.9, learning rate 0.05, batch 128, seed 0), orthogonality weight λ_o = 10, \
         sparsity term λ_s·Σ_l ±S(|s_l|)/S(|s_l⁽⁰⁾|) for each measure S and each strength λ_s. After training, \
         every layer is truncated at several energy thresholds e (smallest rank keeping e of Σs²), with no \
@@ -190,7 +190,7 @@ struct SparsityMeasures: ParsableCommand {
         This run: budget \(budget), \(trainCount) training images, \(epochs) epoch(s), λ_s ∈ \(strengths), \
         e ∈ \(energies), \(LinearAlgebraThreads.count) thread(s), \(String(format: "%.0f", seconds)) s in total.
         Compression ratio = dense weight parameters / factorized weight parameters over the compressed layers \
-        (every convolution but the first, both linear layers; biases and batch norm excluded).
+        (every convolution but the first and the first linear layer; the classifier, biases and batch norm excluded).
 
         ## Best accuracy after truncation at a minimum compression ratio
 
