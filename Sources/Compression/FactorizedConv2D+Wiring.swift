@@ -25,18 +25,40 @@ struct ChannelStage {
     /// The contraction path as pairs of positions (opt_einsum convention), independent of the row count.
     let pairs: [[Int]]
 
-    /// The path on `rows` rows.
+    /// The most elements one intermediate of a channel stage may hold before the stage merges its cores first
+    /// (2^27: 512 MiB in Float). HT- and BTD-conv's schedules reached 2.1·10⁹ at batch 256 and ran out of memory.
+    static let intermediateLimit = 1 << 27
+
+    /// The path on `rows` rows: `pairs`, unless its largest intermediate passes `intermediateLimit` and merging the
+    /// cores among themselves first (weight side), then one product with the input, keeps a smaller one.
     func path(rows: Int) -> ContractionPath {
-        network.forwardExpression(batch: rows).path(pairs: pairs.map { ($0[0], $0[1]) })
+        let expression = network.forwardExpression(batch: rows)
+        let scheduled = expression.path(pairs: pairs.map { ($0[0], $0[1]) })
+        guard scheduled.largestIntermediate > Self.intermediateLimit, cores.count > 1 else { return scheduled }
+        let merged = expression.path(pairs: Self.weightFirstPairs(coreCount: cores.count).map { ($0[0], $0[1]) })
+        return merged.largestIntermediate < scheduled.largestIntermediate ? merged : scheduled
+    }
+
+    /// Pairs (opt_einsum convention: the result goes last) that merge cores 1…m in order, then absorb the merged
+    /// weight into the input (position 0).
+    static func weightFirstPairs(coreCount m: Int) -> [[Int]] {
+        var pairs: [[Int]] = []
+        var size = m + 1
+        if m > 1 {
+            pairs.append([1, 2])
+            size -= 1
+            while size > 2 { pairs.append([size - 1, 1]); size -= 1 }
+        }
+        pairs.append([0, 1])
+        return pairs
     }
 
     /// [N, H, W, C] → [N, H, W, C'] through the network.
     func apply<Scalar>(_ x: Variable<Scalar>, cores coreVariables: [Variable<Scalar>]) -> Variable<Scalar> {
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let rows = Swift.max(n * h * w, 1)
-        let expression = network.forwardExpression(batch: rows)
-        let path = expression.path(pairs: pairs.map { ($0[0], $0[1]) })
-        return einsum(expression, [x.reshaped([rows] + network.inputModes)] + coreVariables, path: path)
+        return einsum(network.forwardExpression(batch: rows), [x.reshaped([rows] + network.inputModes)] + coreVariables,
+                      path: path(rows: rows))
             .reshaped([n, h, w, network.outputFeatures])
     }
 }
@@ -230,15 +252,7 @@ extension FactorizedConv2D {
         }
         /// Merges the cores 1..m among themselves first (weight side), then absorbs the result (TRN, [14]).
         func chainThenAbsorb(_ net: TensorNetwork, cores: [Int]) -> ConvStage {
-            var pairs: [[Int]] = []
-            var size = cores.count + 1
-            if cores.count > 1 {
-                pairs.append([1, 2])
-                size -= 1
-                while size > 2 { pairs.append([size - 1, 1]); size -= 1 }
-            }
-            pairs.append([0, 1])
-            return .channels(ChannelStage(network: net, cores: cores, pairs: pairs))
+            .channels(ChannelStage(network: net, cores: cores, pairs: ChannelStage.weightFirstPairs(coreCount: cores.count)))
         }
         let vertical = Convolution2D(strideHeight: p.strideHeight, strideWidth: 1, paddingTop: p.paddingTop, paddingBottom: p.paddingBottom,
                                      paddingLeft: 0, paddingRight: 0, dilationHeight: p.dilationHeight, dilationWidth: 1)

@@ -62,6 +62,28 @@ import TensorCore
         #expect(layer.params == dense.params && layer.bias?.value == dense.bias?.value)
     }
 
+    /// HT- and BTD-conv 64→64 3×3 at 14×14, batch 256 (`lowrank bench layers`): the factorized channel stage keeps
+    /// every intermediate within 2^27 elements (its schedule reached 2.1·10⁹ and ran out of memory) and still
+    /// computes the layer: factorized output = reconstructed output.
+    @Test func largeBatchChannelStagesStayWithinMemory() throws {
+        var generator = SeededGenerator(seed: 41)
+        let x = Tensor<Float>.randomNormal([256, 14, 14, 64], seed: 42)
+        for (format, blocks) in [(FactorizedConvFormat.hierarchicalTucker, 1), (.blockTerm, 2)] {
+            let ranks = try FactorizedConv2D<Float>.uniformRanks(format: format, inChannels: 64, outChannels: 64, kernelHeight: 3,
+                                                                 kernelWidth: 3, blocks: blocks, compressionRatio: 5)
+            let layer = try FactorizedConv2D<Float>(format: format, inChannels: 64, outChannels: 64, kernelHeight: 3, kernelWidth: 3,
+                                                    params: Convolution2D(padding: 1), ranks: ranks, blocks: blocks,
+                                                    executionMode: .factorized, generator: &generator)
+            let factorized = try #require(layer.modeCosts(forInput: [14, 14, 64], batch: 256, weightsOnChip: false)
+                .first { $0.mode == .factorized })
+            #expect(factorized.largestIntermediate <= 1 << 27, "\(format): \(factorized.largestIntermediate)")
+            let y = layer(Variable(constant: x), mode: .inference).value
+            layer.executionMode = .reconstructed
+            let reference = layer(Variable(constant: x), mode: .inference).value
+            #expect(relativeDifference(y.converted(), reference.converted()) <= 1e-4, "\(format): \(relativeDifference(y.converted(), reference.converted()))")
+        }
+    }
+
     /// A truncated conversion is the decomposition's approximation: its kernel error is below 1 and above 0 for a
     /// generic kernel, and the layer keeps the dense geometry.
     @Test func truncatedConversionKeepsGeometry() throws {
