@@ -83,7 +83,7 @@ public final class CompressionAwareTraining<Scalar: TensorScalar> {
         let slots = LayerSlot<Scalar>.find(in: model, skippingLast: settings.keepClassifierDense)
         guard !slots.isEmpty else {
             throw CompressionError.invalidSetting(layer: "model", problem: "no Linear or Conv2D layer (besides the first"
-                + (settings.keepClassifierDense ? " and the classifier; compress it with --compress-classifier" : "")
+                + (settings.keepClassifierDense ? " and the classifier; include it with keepClassifierDense = false, --compress-classifier" : "")
                 + ") inside Sequential containers to compress")
         }
         self.slots = slots
