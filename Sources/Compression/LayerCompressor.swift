@@ -157,6 +157,14 @@ public enum LayerCompressor {
         }
     }
 
+    /// The mode factorizations an `inputs` → `outputs` FC layer gets in `format` (`balancedFactorization` into
+    /// `modeCount(for:)` modes), or nil when a format of two or more modes would get a mode of size 1.
+    static func linearModes(inputs: Int, outputs: Int, format: FactorizedFormat) -> (input: [Int], output: [Int])? {
+        let d = modeCount(for: format)
+        let modes = (balancedFactorization(of: inputs, into: d), balancedFactorization(of: outputs, into: d))
+        return d >= 2 && (modes.0.contains(1) || modes.1.contains(1)) ? nil : modes
+    }
+
     /// Compresses one dense layer (`Linear` or `Conv2D`); any other layer is kept with a reason.
     ///
     /// - Throws: `CompressionError` for a target that is invalid whatever the layer (a ratio below 1, an energy
@@ -290,12 +298,12 @@ public enum LayerCompressor {
         let fcFormat = format.linearFormat
         let (inputs, outputs) = (linear.inputFeatures, linear.outputFeatures)
         let d = modeCount(for: fcFormat)
-        let inputModes = balancedFactorization(of: inputs, into: d)
-        let outputModes = balancedFactorization(of: outputs, into: d)
-        if d >= 2, inputModes.contains(1) || outputModes.contains(1) {
+        guard let modes = linearModes(inputs: inputs, outputs: outputs, format: fcFormat) else {
             return .keptDense(reason: "\(inputs) → \(outputs) features do not split into \(d) modes > 1 "
-                              + "(\(inputModes) → \(outputModes)); \(format.displayName) needs \(d)")
+                              + "(\(balancedFactorization(of: inputs, into: d)) → \(balancedFactorization(of: outputs, into: d))); "
+                              + "\(format.displayName) needs \(d)")
         }
+        let (inputModes, outputModes) = modes
         if fcFormat.usesSemiTensorProduct {
             // t must divide every output mode the semi-tensor product links (all for STR, O_2..O_d for STT).
             let t = options.stpFactor

@@ -135,7 +135,7 @@ extension ModelRankPlanner {
     /// The candidates of every eligible layer (as `spectra`) in `formats`, then the dense layer, in forward order.
     ///
     /// A format adds nothing where `LayerCompressor` would keep the layer dense in it: Tucker-2 on an FC layer or a
-    /// grouped conv, TT on a conv or on features that do not split into `LayerCompressor.modeCount(for:)` modes > 1.
+    /// grouped conv, TT on a conv or on features `LayerCompressor.linearModes` does not split.
     /// Costs are for the layer's actual input (MACs per sample).
     /// - Throws: `CompressionError.unsupportedFormat` (layer "network") for an empty list or a format not in
     ///   `plannableFormats`; `TensorError` when an SVD fails (non-finite weights).
@@ -163,21 +163,18 @@ extension ModelRankPlanner {
                                                 inputSingularValues: inputSigma, shape: ConvLayerShape(conv, input: layer.inputShape),
                                                 gridPoints: gridPoints, includeDense: false).candidates
             }
-            if formats.contains(.tensorTrain), let linear = layer.layer as? Linear<Scalar> {
-                let d = LayerCompressor.modeCount(for: .tensorTrain)
-                let inputModes = balancedFactorization(of: linear.inputFeatures, into: d)
-                let outputModes = balancedFactorization(of: linear.outputFeatures, into: d)
-                if !inputModes.contains(1) && !outputModes.contains(1) {
-                    let modes = zip(inputModes, outputModes).map { $0.0 * $0.1 }
-                    let tensor = paired(linear.weight.value, inputModes, outputModes)
-                    let sigmas = try (1..<d).map { k in
-                        try tensor.reshaped([modes[..<k].reduce(1, *), modes[k...].reduce(1, *)])
-                            .singularValues().scalars.map { Double($0) }
-                    }
-                    list += LayerCandidates.tensorTrain(name: svd.name, unfoldingSingularValues: sigmas, inputModes: inputModes,
-                                                        outputModes: outputModes, gridPoints: gridPoints,
-                                                        includeDense: false).candidates
+            if formats.contains(.tensorTrain), let linear = layer.layer as? Linear<Scalar>,
+               let split = LayerCompressor.linearModes(inputs: linear.inputFeatures, outputs: linear.outputFeatures,
+                                                       format: .tensorTrain) {
+                let modes = zip(split.input, split.output).map { $0.0 * $0.1 }
+                let tensor = paired(linear.weight.value, split.input, split.output)
+                let sigmas = try (1..<modes.count).map { k in
+                    try tensor.reshaped([modes[..<k].reduce(1, *), modes[k...].reduce(1, *)])
+                        .singularValues().scalars.map { Double($0) }
                 }
+                list += LayerCandidates.tensorTrain(name: svd.name, unfoldingSingularValues: sigmas, inputModes: split.input,
+                                                    outputModes: split.output, gridPoints: gridPoints,
+                                                    includeDense: false).candidates
             }
             list.append(.dense(parameters: svd.denseParameters, macs: svd.denseMACs))
             return LayerCandidates(name: svd.name, denseParameters: svd.denseParameters, denseMACs: svd.denseMACs,

@@ -27,9 +27,6 @@ struct RankOptions: ParsableArguments {
     @Option(help: "Blocks of block-term (btd) layers.")
     var blocks = 2
 
-    /// The formats `--format auto` chooses among per layer: svd, tucker (convs), tt (FC layers).
-    static let autoFormats: [CompressionFormat] = [.svd, .tucker, .tensorTrain]
-
     /// The pipeline settings these options describe for the model in `checkpoint` (read only for
     /// `--format auto --ratio R`, whose parameter budget depends on the model).
     func settings(checkpoint: String) throws -> CompressionSettings {
@@ -72,7 +69,7 @@ struct RankOptions: ParsableArguments {
 
     /// `--format auto`: one whole-model budget, --budget-params N, --budget-macs N, or --ratio R (the parameters of
     /// everything not compressed plus the eligible layers' dense weights / R: `ModelRankPlanner.parameterBudget`),
-    /// allocated over `autoFormats` per layer.
+    /// allocated per layer over `ModelRankPlanner.plannableFormats` (svd, tucker for convs, tt for FC layers).
     func autoSettings(checkpoint: String) throws -> CompressionSettings {
         guard ranks == nil, rankRule == nil else {
             throw ValidationError("--format auto chooses formats and ranks under one budget; give --ratio, --budget-params or --budget-macs instead of --ranks or --rank-rule")
@@ -90,7 +87,7 @@ struct RankOptions: ParsableArguments {
         }
         var settings = CompressionSettings(format: .svd, target: .ratio(1))
         settings.rankRule = rule
-        settings.planFormats = Self.autoFormats
+        settings.planFormats = ModelRankPlanner.plannableFormats
         settings.compressor.blocks = blocks
         return settings
     }

@@ -99,7 +99,7 @@ struct Demo: ParsableCommand {
         }
         var table = "# LowRank demo: fmnist-cnn on Fashion-MNIST, every format at \(ratio)× (\(preset.rawValue) preset)\n\n"
         table += "Dense model: \(denseEpochs) epochs (cached at \(densePath)). Every format: batch-norm statistics "
-            + "re-estimated on 50 training batches right after conversion, then the same \(fineTuneEpochs) "
+            + "re-estimated on \(ModelSurgery.recalibrationBatches) training batches right after conversion, then the same \(fineTuneEpochs) "
             + "fine-tuning epoch(s) on \(fineTuneSet.count) training images, SGD momentum 0.9, learning rate 0.01 "
             + "with cosine decay. CR = dense over factorized weight parameters; MACs per image; speed-up measured "
             + "side by side on the same \(Swift.min(settingsTemplate.timingImages, test.count)) test images, "

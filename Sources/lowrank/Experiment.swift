@@ -24,7 +24,7 @@ struct SparsityMeasures: ParsableCommand {
         initialization, SGD (momentum 0.9, learning rate 0.05 annealed to 0 by a cosine over the epochs, batch 128, seed 0), orthogonality weight λ_o = 10, \
         sparsity term λ_s·Σ_l ±S(|s_l|)/S(|s_l⁽⁰⁾|) for each measure S and each strength λ_s. After training, \
         every layer is truncated at several energy thresholds e (smallest rank keeping e of Σs²), with no \
-        fine-tuning (the batch-norm statistics are re-estimated on 50 training batches, no weight changes), and the \
+        fine-tuning (the batch-norm statistics are re-estimated on \(ModelSurgery.recalibrationBatches) training batches, no weight changes), and the \
         truncated network is evaluated on the test set. A dense \
         network trained with the same recipe and truncated the same way is the "no regularizer" baseline. \
         Budgets: quick = the first 5,000 training images, 1 epoch (40 steps), λ_s ∈ {0.03, 0.3}, e ∈ {0.8, 0.9, 0.95}, \

@@ -57,6 +57,28 @@ import TensorCore
         Double(((approximation - weight).squaredNorm() / weight.squaredNorm()).squareRoot())
     }
 
+    /// Converts `layer` by `LayerCompressor` at each candidate's ranks in `format` and checks the result against the
+    /// candidate: the same ranks, exactly its parameters (and its MACs where `rebuild` returns them), and a weight
+    /// error within its predicted bound. `rebuild` gives the replacement's dense weight and factorized MACs.
+    static func expectCandidatesPriceTheConversion(_ candidates: [RankCandidate], of layer: CompressibleLayer<Float>,
+                                                   format: CompressionFormat, weight: Tensor<Float>,
+                                                   rebuild: (any Layer<Float>) throws -> (weight: Tensor<Float>, macs: Int?)) throws {
+        for candidate in candidates {
+            guard case let .replaced(replacement, record) = try LayerCompressor.compress(
+                layer.layer, name: layer.name, inputShape: layer.inputShape, format: format, target: .ranks(candidate.ranks)) else {
+                Issue.record("\(format.shortName) at \(candidate.ranks) was kept dense")
+                continue
+            }
+            let (rebuilt, macs) = try rebuild(replacement)
+            #expect(record.ranks == candidate.ranks)
+            #expect(replacement.trainableParameterCount == candidate.parameters)
+            if let macs { #expect(macs == candidate.macs) }
+            let actual = relativeError(rebuilt, weight)
+            #expect(actual <= candidate.relativeError + 1e-4,
+                    "\(format.shortName) \(candidate.ranks): error \(actual) above the bound \(candidate.relativeError)")
+        }
+    }
+
     /// Tucker-2 on a conv: converted by `LayerCompressor` at a candidate's ranks, the layer has those ranks, exactly
     /// the candidate's parameters and factorized MACs, and a kernel error within the predicted HOSVD bound; at the
     /// ranks the kernel was built with the bound is near the noise level.
@@ -66,18 +88,9 @@ import TensorCore
         let tucker = Self.spread(candidates, .tucker) + candidates.candidates.filter { $0.format == "tucker" && $0.ranks == [6, 10] }
         #expect(tucker.count == 6)
         #expect(try #require(tucker.last).relativeError < 0.15)
-        for candidate in tucker {
-            guard case let .replaced(replacement, record) = try LayerCompressor.compress(
-                layer.layer, name: layer.name, inputShape: layer.inputShape, format: .tucker, target: .ranks(candidate.ranks)) else {
-                Issue.record("Tucker-2 at \(candidate.ranks) was kept dense")
-                continue
-            }
+        try Self.expectCandidatesPriceTheConversion(tucker, of: layer, format: .tucker, weight: kernel) { replacement in
             let conv = try #require(replacement as? FactorizedConv2D<Float>)
-            #expect(record.ranks == candidate.ranks)
-            #expect(conv.trainableParameterCount == candidate.parameters)
-            #expect(conv.cost(forInput: layer.inputShape, mode: .factorized).total == candidate.macs)
-            let actual = Self.relativeError(conv.reconstructWeight(), kernel)
-            #expect(actual <= candidate.relativeError + 1e-4, "Tucker-2 \(candidate.ranks): error \(actual) above the bound \(candidate.relativeError)")
+            return (conv.reconstructWeight(), conv.cost(forInput: layer.inputShape, mode: .factorized).total)
         }
     }
 
@@ -89,17 +102,8 @@ import TensorCore
         let train = Self.spread(candidates, .tensorTrain) + candidates.candidates.filter { $0.format == "tt" && $0.ranks == [4, 6] }
         #expect(train.count == 6)
         #expect(try #require(train.last).relativeError < 0.15)
-        for candidate in train {
-            guard case let .replaced(replacement, record) = try LayerCompressor.compress(
-                layer.layer, name: layer.name, inputShape: layer.inputShape, format: .tensorTrain, target: .ranks(candidate.ranks)) else {
-                Issue.record("TT at \(candidate.ranks) was kept dense")
-                continue
-            }
-            let linear = try #require(replacement as? FactorizedLinear<Float>)
-            #expect(record.ranks == candidate.ranks)
-            #expect(linear.trainableParameterCount == candidate.parameters)
-            let actual = Self.relativeError(linear.reconstructWeight(), weight)
-            #expect(actual <= candidate.relativeError + 1e-4, "TT \(candidate.ranks): error \(actual) above the bound \(candidate.relativeError)")
+        try Self.expectCandidatesPriceTheConversion(train, of: layer, format: .tensorTrain, weight: weight) { replacement in
+            (try #require(replacement as? FactorizedLinear<Float>).reconstructWeight(), nil)
         }
     }
 
