@@ -91,14 +91,14 @@ public func batchedMatmul<Scalar>(_ a: Variable<Scalar>, _ b: Variable<Scalar>, 
 ///
 /// - Precondition: the specification matches the operands (see `EinsumExpression.init(_:shapes:)`).
 public func einsum<Scalar>(_ spec: String, _ operands: Variable<Scalar>...) -> Variable<Scalar> {
-    einsum(EinsumExpression(spec, shapes: operands.map(\.shape)), operands, path: nil)
+    einsum(EinsumExpression.parsed(spec, shapes: operands.map { $0.shape }), operands, path: nil)
 }
 
 /// Einstein summation of an array of variables, along `path` when given.
 ///
 /// - Precondition: the specification matches the operands, and `path` has one valid pair per contraction.
 public func einsum<Scalar>(_ spec: String, _ operands: [Variable<Scalar>], path: ContractionPath? = nil) -> Variable<Scalar> {
-    einsum(EinsumExpression(spec, shapes: operands.map(\.shape)), operands, path: path)
+    einsum(EinsumExpression.parsed(spec, shapes: operands.map { $0.shape }), operands, path: path)
 }
 
 /// Evaluates a parsed einsum expression on variables (reuse one expression and path for a layer that runs the
@@ -121,39 +121,66 @@ public func einsum<Scalar>(_ spec: String, _ operands: [Variable<Scalar>], path:
 /// - Precondition: the operand shapes equal `expression.shapes`; `path` (if any) is valid for it.
 public func einsum<Scalar>(_ expression: EinsumExpression, _ operands: [Variable<Scalar>],
                            path: ContractionPath? = nil) -> Variable<Scalar> {
-    precondition(operands.map(\.shape) == expression.shapes,
-                 "einsum \"\(expression.spec)\": operand shapes \(operands.map(\.shape)) differ from the expression's \(expression.shapes)")
+    precondition(operands.map { $0.shape } == expression.shapes,
+                 "einsum \"\(expression.spec)\": operand shapes \(operands.map { $0.shape }) differ from the expression's \(expression.shapes)")
     guard operands.count > 2 else { return einsumOperation(expression, operands, path: path) }
-    // The path's steps with their index letters, re-derived for these shapes (a path may come from another batch).
-    let steps = expression.path(pairs: (path ?? expression.optimalPath()).pairs)
-    var current = operands.indices.map { (variable: operands[$0], indices: expression.inputs[$0]) }
-    for step in steps.reductions {
-        let k = step.positions[0]
-        let reduction = EinsumExpression(String(step.operandIndices[0]) + "->" + String(step.resultIndices), shapes: [operands[k].shape])
-        current[k] = (einsumOperation(reduction, [operands[k]], path: nil), step.resultIndices)
-    }
-    for step in steps.steps {
-        let (i, j) = (step.positions[0], step.positions[1])
-        // Each step keeps the GEMM's own result order; the output order is one permute at the end, so its VJP
-        // permutes G once rather than once per operand of the last step.
-        let resultIndices = step.resultIndices
-        let pair = EinsumExpression(String(current[i].indices) + "," + String(current[j].indices) + "->" + String(resultIndices),
-                                    shapes: [current[i].variable.shape, current[j].variable.shape])
-        let result = einsumOperation(pair, [current[i].variable, current[j].variable], path: nil)
+    let plan = recordedSteps(expression, pairs: (path ?? expression.cachedOptimalPath()).pairs)
+    var current = operands
+    for (k, reduction) in plan.reductions { current[k] = einsumOperation(reduction, [operands[k]], path: nil) }
+    for (i, j, pair) in plan.steps {
+        let result = einsumOperation(pair, [current[i], current[j]], path: nil)
         for position in [i, j].sorted(by: >) { current.remove(at: position) }
-        current.append((result, resultIndices))
+        current.append(result)
     }
-    let (result, indices) = current[0]
-    if indices == expression.output { return result }
-    return einsumOperation(EinsumExpression(String(indices) + "->" + String(expression.output), shapes: [result.shape]), [result], path: nil)
+    return plan.final.map { einsumOperation($0, [current[0]], path: nil) } ?? current[0]
+}
+
+/// The operations `einsum(_:_:path:)` records along `pairs`, as expressions of their own: the reductions (operand
+/// position, expression), the pairwise steps (positions, expression) and the final permute to output order if one
+/// is needed. Each step keeps the GEMM's own result order; the output order is one permute at the end, so its VJP
+/// permutes G once rather than once per operand of the last step. Derived once per specification, shapes and pairs
+/// (`EinsumPlans`; a path may come from another batch size, so the steps are re-derived for these shapes).
+private struct RecordedSteps {
+    var reductions: [(Int, EinsumExpression)] = []
+    var steps: [(Int, Int, EinsumExpression)] = []
+    var final: EinsumExpression?
+}
+
+private func recordedSteps(_ expression: EinsumExpression, pairs: [(Int, Int)]) -> RecordedSteps {
+    let key = EinsumPlans.Key(kind: .recordedSteps, spec: expression.spec, shapes: expression.shapes,
+                              extra: pairs.flatMap { [$0.0, $0.1] })
+    return EinsumPlans.shared.memo(key) {
+        let path = expression.path(pairs: pairs)
+        var plan = RecordedSteps()
+        var current = expression.inputs.indices.map { (shape: expression.shapes[$0], indices: expression.inputs[$0]) }
+        for step in path.reductions {
+            let k = step.positions[0]
+            plan.reductions.append((k, EinsumExpression(String(step.operandIndices[0]) + "->" + String(step.resultIndices),
+                                                        shapes: [current[k].shape])))
+            current[k] = (step.resultIndices.map { expression.sizes[$0]! }, step.resultIndices)
+        }
+        for step in path.steps {
+            let (i, j) = (step.positions[0], step.positions[1])
+            let pair = EinsumExpression(String(current[i].indices) + "," + String(current[j].indices) + "->" + String(step.resultIndices),
+                                        shapes: [current[i].shape, current[j].shape])
+            plan.steps.append((i, j, pair))
+            for position in [i, j].sorted(by: >) { current.remove(at: position) }
+            current.append((pair.outputShape, step.resultIndices))
+        }
+        let (shape, indices) = current[0]
+        if indices != expression.output {
+            plan.final = EinsumExpression(String(indices) + "->" + String(expression.output), shapes: [shape])
+        }
+        return plan
+    }
 }
 
 /// One einsum as one operation on the tape (its VJP as documented on `einsum(_:_:path:)`).
 private func einsumOperation<Scalar>(_ expression: EinsumExpression, _ operands: [Variable<Scalar>],
                                      path: ContractionPath?) -> Variable<Scalar> {
-    let values = operands.map(\.value)
+    let values = operands.map { $0.value }
     let output = expression.evaluate(values, path: path)
-    let needed = operands.map(\.isRecorded)
+    let needed = operands.map { $0.isRecorded }
     return recordOperation(output, inputs: operands) { g in
         (0..<values.count).map { k in
             needed[k] ? einsumOperandGradient(expression, operand: k, outputGradient: g, values: values) : nil
@@ -165,19 +192,24 @@ private func einsumOperation<Scalar>(_ expression: EinsumExpression, _ operands:
 func einsumOperandGradient<Scalar>(_ expression: EinsumExpression, operand k: Int, outputGradient g: Tensor<Scalar>,
                                    values: [Tensor<Scalar>]) -> Tensor<Scalar> {
     let term = expression.inputs[k]
-    var elsewhere = Set(expression.output)
-    for (j, other) in expression.inputs.enumerated() where j != k { elsewhere.formUnion(other) }
-    var seen = Set<Character>()
-    let distinct = term.filter { seen.insert($0).inserted }
-    let kept = distinct.filter { elsewhere.contains($0) }
-    var terms = [String(expression.output)]
-    var operands = [g]
-    for (j, other) in expression.inputs.enumerated() where j != k {
-        terms.append(String(other))
-        operands.append(values[j])
+    let key = EinsumPlans.Key(kind: .gradient, spec: expression.spec, shapes: expression.shapes, extra: [k])
+    let (swapped, distinct, kept) = EinsumPlans.shared.memo(key) {
+        var elsewhere = Set(expression.output)
+        for (j, other) in expression.inputs.enumerated() where j != k { elsewhere.formUnion(other) }
+        var seen = Set<Character>()
+        let distinct = term.filter { seen.insert($0).inserted }
+        let kept = distinct.filter { elsewhere.contains($0) }
+        var terms = [String(expression.output)]
+        var shapes = [expression.outputShape]
+        for (j, other) in expression.inputs.enumerated() where j != k {
+            terms.append(String(other))
+            shapes.append(expression.shapes[j])
+        }
+        return (EinsumExpression(terms.joined(separator: ",") + "->" + String(kept), shapes: shapes), distinct, kept)
     }
-    let spec = terms.joined(separator: ",") + "->" + String(kept)
-    var result = einsum(spec, operands)
+    var operands = [g]
+    for j in values.indices where j != k { operands.append(values[j]) }
+    var result = swapped.evaluate(operands, path: swapped.cachedOptimalPath())
     let distinctShape = distinct.map { expression.sizes[$0]! }
     if kept.count != distinct.count {
         // Indices private to operand k: the gradient is constant along them.

@@ -23,6 +23,41 @@ public enum ContractionStrategy: Sendable, Equatable {
     /// Repeatedly contracts the cheapest pair (Rule C1), ties broken by the smaller result, then by position.
     /// Pairs that share an index are preferred; outer products are taken only when no such pair remains.
     case greedy
+    /// The same dynamic programming as `exhaustive`, minimizing the estimated time (`ContractionTimeModel`) instead
+    /// of the multiply-adds, for up to 12 operands; `greedy` beyond.
+    case fastest
+}
+
+/// An estimate of the time of a pairwise contraction step, in multiply-add equivalents (one unit ≈ one
+/// multiply-add of a large GEMM), used to choose paths by speed rather than by count (METHODS §0.3, Rule C4).
+///
+/// A step that is a (batched) GEMM of β products of (m×k)·(k×n) with M = βmkn multiply-adds over E elements read
+/// and written costs max(M·(1 + h/m + h/k + h/n), e·E) + s + β·b: BLAS kernels lose rate on short dimensions
+/// (about half at h), a step with little arithmetic per element runs at memory speed, and every step and every
+/// product of a batch has a fixed cost (planning, allocation, a BLAS call). Measured with OpenBLAS at 2 threads on
+/// the development machine (2 cores, ≈ 100 G multiply-adds/s per GEMM, ≈ 10 GB/s for copies): (65536×4)·(4×2)
+/// runs at 4% of the large-GEMM rate, (256×1024)·(1024×64) at 70%, (256×256)·(256×256) at 89%. Counts stay exact
+/// (`multiplyAdds`); only the choice of path uses the estimate.
+public struct ContractionTimeModel: Sendable, Equatable {
+    /// h: the GEMM dimension at which the rate is about half the large-GEMM rate.
+    public var halfRateDimension = 16.0
+    /// e: multiply-add equivalents per element a step reads or writes.
+    public var elementCost = 40.0
+    /// s: the fixed cost of one step (≈ 20 µs).
+    public var stepCost = 2_000_000.0
+    /// b: the fixed cost of one product of a batched GEMM (≈ 0.3 µs).
+    public var productCost = 30_000.0
+
+    /// The model described above.
+    public static let standard = ContractionTimeModel()
+
+    /// The estimated cost of one step (see the type's description).
+    public func cost(batch: Int, m: Int, k: Int, n: Int, elements: Int) -> Double {
+        let macs = Double(batch) * Double(m) * Double(k) * Double(n)
+        let h = halfRateDimension
+        let compute = macs * (1 + h / Double(m) + h / Double(k) + h / Double(n))
+        return Swift.max(compute, elementCost * Double(elements)) + stepCost + (batch > 1 ? Double(batch) * productCost : 0)
+    }
 }
 
 /// One step of a contraction path: a single-operand reduction or a pairwise contraction.
@@ -89,6 +124,8 @@ public struct ContractionPath: Sendable, Equatable, CustomStringConvertible {
     public let steps: [ContractionStep]
     /// The total cost: Σ multiply-adds of all steps and the largest intermediate.
     public let cost: ContractionCost
+    /// Σ of the pairwise steps' `ContractionTimeModel.standard` estimates (multiply-add equivalents).
+    public let estimatedCost: Double
 
     /// Total multiply-adds: pairwise MACs (Rule C1) plus reduction additions.
     public var multiplyAdds: Int { cost.multiplyAdds }
@@ -118,11 +155,12 @@ extension EinsumExpression {
     public func optimalPath(strategy: ContractionStrategy = .auto) -> ContractionPath {
         let n = inputs.count
         switch strategy {
-        case .auto: return path(pairs: n <= 8 ? exhaustivePairs() : greedyPairs())
+        case .auto: return path(pairs: n <= 8 ? exhaustivePairs(byTime: false) : greedyPairs())
         case .exhaustive:
             precondition(n <= 16, "einsum \"\(spec)\": exhaustive path search is limited to 16 operands, got \(n); use .greedy")
-            return path(pairs: exhaustivePairs())
+            return path(pairs: exhaustivePairs(byTime: false))
         case .greedy: return path(pairs: greedyPairs())
+        case .fastest: return path(pairs: n <= 12 ? exhaustivePairs(byTime: true) : greedyPairs())
         }
     }
 
@@ -151,6 +189,7 @@ extension EinsumExpression {
         precondition(pairs.count == inputs.count - 1,
                      "einsum \"\(spec)\": a path for \(inputs.count) operands needs \(inputs.count - 1) pairwise steps, got \(pairs.count)")
         var steps: [ContractionStep] = []
+        var estimate = 0.0
         for (i, j) in pairs {
             precondition(i != j && current.indices.contains(i) && current.indices.contains(j),
                          "einsum \"\(spec)\": path step (\(i), \(j)) is invalid for \(current.count) remaining operands")
@@ -161,11 +200,14 @@ extension EinsumExpression {
                                          resultIndices: plan.resultIndices, multiplyAdds: macs, resultSize: size))
             total = EinsumKernels.saturatingAdd(total, macs)
             largest = Swift.max(largest, size)
+            estimate += ContractionTimeModel.standard.cost(
+                batch: count(of: plan.batch), m: count(of: plan.leftFree), k: count(of: plan.contracted),
+                n: count(of: plan.rightFree), elements: count(of: current[i]) + count(of: current[j]) + size)
             for position in [i, j].sorted(by: >) { current.remove(at: position) }
             current.append(plan.resultIndices)
         }
         return ContractionPath(spec: spec, reductions: reductions, steps: steps,
-                               cost: ContractionCost(multiplyAdds: total, largestIntermediate: largest))
+                               cost: ContractionCost(multiplyAdds: total, largestIntermediate: largest), estimatedCost: estimate)
     }
 
     /// The path that absorbs the operands one at a time in `order`: ((o₀·o₁)·o₂)·… .
@@ -232,8 +274,9 @@ extension EinsumExpression {
         return result
     }
 
-    /// Optimal pairs by dynamic programming over subsets (see `optimalPath`).
-    private func exhaustivePairs() -> [(Int, Int)] {
+    /// Optimal pairs by dynamic programming over subsets (see `optimalPath`), by multiply-adds or, `byTime`, by
+    /// `ContractionTimeModel.standard`.
+    private func exhaustivePairs(byTime: Bool) -> [(Int, Int)] {
         let (operands, outputMask, sizeOfBit) = masks()
         let n = operands.count
         guard n > 1 else { return [] }
@@ -246,7 +289,7 @@ extension EinsumExpression {
             keep[s] = s & (s - 1) == 0 ? operands[s.trailingZeroBitCount] : union[s] & (outputMask | union[full ^ s])
             keepSize[s] = Self.size(of: keep[s], sizeOfBit)
         }
-        var cost = [Int](repeating: Int.max, count: full + 1)
+        var cost = [Double](repeating: .infinity, count: full + 1)
         var peak = [Int](repeating: Int.max, count: full + 1)
         var split = [Int](repeating: 0, count: full + 1)
         for s in 1...full {
@@ -256,8 +299,18 @@ extension EinsumExpression {
             while sub > 0 {
                 if sub & low != 0 {
                     let other = s ^ sub
-                    let macs = Self.size(of: keep[sub] | keep[other], sizeOfBit)
-                    let total = EinsumKernels.saturatingAdd(EinsumKernels.saturatingAdd(cost[sub], cost[other]), macs)
+                    let (a, b) = (keep[sub], keep[other])
+                    let step: Double
+                    if byTime {
+                        let shared = a & b
+                        step = ContractionTimeModel.standard.cost(
+                            batch: Self.size(of: shared & keep[s], sizeOfBit), m: Self.size(of: a & ~b, sizeOfBit),
+                            k: Self.size(of: shared & ~keep[s], sizeOfBit), n: Self.size(of: b & ~a, sizeOfBit),
+                            elements: keepSize[sub] + keepSize[other] + keepSize[s])
+                    } else {
+                        step = Double(Self.size(of: a | b, sizeOfBit))
+                    }
+                    let total = cost[sub] + cost[other] + step
                     let largest = Swift.max(peak[sub], peak[other], keepSize[s])
                     if split[s] == 0 || total < cost[s] || (total == cost[s] && largest < peak[s]) {
                         cost[s] = total

@@ -202,6 +202,15 @@ private func permuteRange<T: FixedWidthInteger>(src: UnsafePointer<T>, dst: Unsa
     let tile = 16, block = 128
     forEachOuterOffset(outShape: outShape, outStrides: outStrides, gather: gather, skipping: [q, n - 1],
                        axis0: axis0) { inBase, outBase in
+        if cols < tile {
+            // A short output-contiguous axis (a factor's 2–8 wide rank moved innermost): one pass per column,
+            // reading a whole input row and writing into the same few output cache lines.
+            for c in 0..<cols {
+                let s = src + inBase + c * colIn, d = dst + outBase + c
+                for r in rowsRange { d[r * rowOut] = s[r] }
+            }
+            return
+        }
         for rb in stride(from: rowsRange.lowerBound, to: rowsRange.upperBound, by: block) {
             let rbEnd = Swift.min(rb + block, rowsRange.upperBound)
             for cb in stride(from: 0, to: cols, by: block) {

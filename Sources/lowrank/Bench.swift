@@ -50,6 +50,9 @@ struct BenchLayers: ParsableCommand {
     @Option(help: "Only this execution mode (auto, factorized or reconstructed).")
     var mode: String?
 
+    @Option(help: "Only the FC layers (fc) or only the conv layers (conv).")
+    var layer: String?
+
     @Option(help: "Python with TensorLy-Torch for the peer rows (default: .venv-peers/bin/python when present).")
     var python: String?
 
@@ -59,7 +62,8 @@ struct BenchLayers: ParsableCommand {
             let peer = python ?? (FileManager.default.isExecutableFile(atPath: defaultPython) ? defaultPython : nil)
             let modes: [String: ExecutionMode] = ["auto": .auto, "factorized": .factorized, "reconstructed": .reconstructed]
             if let mode, modes[mode] == nil { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode)'") }
-            try LayerBenchmark(repeats: repeats, python: peer)
+            if let layer, layer != "fc" && layer != "conv" { throw ValidationError("--layer must be fc or conv, got '\(layer)'") }
+            try LayerBenchmark(repeats: repeats, python: peer, fullyConnected: layer != "conv", convolutions: layer != "fc")
                 .run(json: output.json, only: format, executionModes: mode.map { [modes[$0]!] } ?? ExecutionMode.allCases)
         }
     }

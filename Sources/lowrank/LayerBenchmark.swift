@@ -18,6 +18,9 @@ struct LayerBenchmark {
     /// The Python with TensorLy-Torch, or nil to skip the peer.
     var python: String?
     var peerScript = "../shared/peers/layer_peer.py"
+    /// Whether to run the FC rows and the conv rows.
+    var fullyConnected = true
+    var convolutions = true
 
     /// One FC configuration.
     struct Configuration {
@@ -77,7 +80,7 @@ struct LayerBenchmark {
         rows.append(Row(layer: "dense", mode: "dense", parameters: dense.parameterCount, forwardMACs: denseMACs,
                         trainingMACs: 2 * denseMACs, seconds: denseSeconds,
                         gemmSeconds: gemmSeconds([(1, batch, features, features)]) * 2, denseSeconds: denseSeconds))
-        for configuration in Self.configurations where only.map({ configuration.format.shortName == $0 }) ?? true {
+        for configuration in Self.configurations where fullyConnected && (only.map({ configuration.format.shortName == $0 }) ?? true) {
             let d = configuration.format == .kronecker ? 2 : Self.inputModes.count
             let modes = d == 2 ? [32, 32] : Self.inputModes
             let layer = try FactorizedLinear<Float>(inputModes: modes, outputModes: modes, format: configuration.format,
@@ -94,7 +97,7 @@ struct LayerBenchmark {
                                 denseSeconds: pairedDense))
             }
         }
-        let conv = try convolutionRows(only: only, executionModes: executionModes)
+        let conv = convolutions ? try convolutionRows(only: only, executionModes: executionModes) : (rows: [], notes: [])
         rows += conv.rows
         var peer: [(name: String, parameters: String, milliseconds: String)] = []
         var peerProblem: String?

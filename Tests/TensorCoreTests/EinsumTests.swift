@@ -304,7 +304,30 @@ struct EinsumTests {
             #expect(exhaustive.largestIntermediate == bestPeak, "\(spec): tie-break on the largest intermediate")
             #expect(exhaustive.multiplyAdds <= greedy.multiplyAdds, "\(spec): DP worse than greedy")
             #expect(expression.optimalPath(strategy: .auto) == exhaustive)
+            // The same search by estimated time finds the brute-force minimum of the estimate.
+            let fastest = expression.optimalPath(strategy: .fastest)
+            let quickest = all.map(\.estimatedCost).min()!
+            #expect(abs(fastest.estimatedCost - quickest) <= 1e-9 * quickest, "\(spec): DP by time \(fastest.estimatedCost), brute force \(quickest)")
         }
+    }
+
+    /// A Tucker-like chain at batch 256 (four 4×4 mode factors on each side of a 256×256 core): the fewest
+    /// multiply-adds come from mode-by-mode products with 4-wide GEMMs; by the time model, factor merges that
+    /// give wider GEMMs win, and the chosen path evaluates to the same tensor.
+    @Test func fastestPathPrefersWideProductsAndEvaluatesTheSame() {
+        let spec = "abcde,bj,ck,dl,em,jklmnopq,fn,go,hp,iq->afghi"
+        let shapes = [[256, 4, 4, 4, 4]] + Array(repeating: [4, 4], count: 4) + [[4, 4, 4, 4, 4, 4, 4, 4]]
+            + Array(repeating: [4, 4], count: 4)
+        let expression = EinsumExpression(spec, shapes: shapes)
+        let fewest = expression.optimalPath(strategy: .exhaustive)
+        let fastest = expression.optimalPath(strategy: .fastest)
+        #expect(fastest.estimatedCost < fewest.estimatedCost)
+        #expect(fastest.multiplyAdds >= fewest.multiplyAdds)
+        let model = ContractionTimeModel.standard
+        #expect(model.cost(batch: 1, m: 65_536, k: 4, n: 4, elements: 2 * 262_144) > model.cost(batch: 1, m: 256, k: 256, n: 256, elements: 3 * 65_536))
+        var generator = SeededGenerator(seed: 4)
+        let operands = shapes.map { Tensor<Double>.randomNormal($0, generator: &generator) }
+        #expect(expression.evaluate(operands, path: fastest).relativeError(to: expression.evaluate(operands, path: fewest)) < 1e-12)
     }
 
     @Test func greedySearchRunsBeyondEightOperands() {

@@ -100,6 +100,13 @@ import TensorCore
             }
             #expect(y.permuted(inversePermutation(permutation)) == x)
         }
+        // A short axis (3 wide) moved innermost, split across workers along axis 0 and along the rows.
+        let short = Tensor<Float>.randomUniform([300, 3, 350], seed: 7)
+        for permutation in [[0, 2, 1], [2, 0, 1]] {
+            let y = short.permuted(permutation)
+            #expect(y.permuted(inversePermutation(permutation)) == short)
+            #expect(y[indices: permutation.map { [299, 2, 17][$0] }] == short[299, 2, 17])
+        }
     }
 
     @Test func blockedTransposeCoversEdgeBlocks() {
