@@ -40,13 +40,13 @@ public enum ContractionStrategy: Sendable, Equatable {
 /// (`multiplyAdds`); only the choice of path uses the estimate.
 public struct ContractionTimeModel: Sendable, Equatable {
     /// h: the GEMM dimension at which the rate is about half the large-GEMM rate.
-    public var halfRateDimension = 16.0
+    public let halfRateDimension = 16.0
     /// e: multiply-add equivalents per element a step reads or writes.
-    public var elementCost = 40.0
+    public let elementCost = 40.0
     /// s: the fixed cost of one step (≈ 20 µs).
-    public var stepCost = 2_000_000.0
+    public let stepCost = 2_000_000.0
     /// b: the fixed cost of one product of a batched GEMM (≈ 0.3 µs).
-    public var productCost = 30_000.0
+    public let productCost = 30_000.0
 
     /// The model described above.
     public static let standard = ContractionTimeModel()
