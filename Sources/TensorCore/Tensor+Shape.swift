@@ -182,6 +182,25 @@ private func permuteRange<T: FixedWidthInteger>(src: UnsafePointer<T>, dst: Unsa
         let rowLength = outShape[n - 1]
         let loopCount = outShape[n - 2]
         let loopIn = gather[n - 2], loopOut = outStrides[n - 2]
+        if rowLength < 16 {
+            // Short rows (a 2–8 wide mode kept innermost): inline copies instead of a memmove call per row, and
+            // axis n-3 looped here too when it is not axis 0, so each call of the body copies more than a few rows.
+            let third = n >= 4 ? n - 3 : nil
+            let outerCount = third.map { outShape[$0] } ?? 1
+            let outerIn = third.map { gather[$0] } ?? 0, outerOut = third.map { outStrides[$0] } ?? 0
+            forEachOuterOffset(outShape: outShape, outStrides: outStrides, gather: gather,
+                               skipping: Set([n - 2, n - 1] + (third.map { [$0] } ?? [])), axis0: axis0) { inBase, outBase in
+                for o in 0..<outerCount {
+                    var s = src + inBase + o * outerIn, d = dst + outBase + o * outerOut
+                    for _ in 0..<loopCount {
+                        for t in 0..<rowLength { d[t] = s[t] }
+                        s += loopIn
+                        d += loopOut
+                    }
+                }
+            }
+            return
+        }
         forEachOuterOffset(outShape: outShape, outStrides: outStrides, gather: gather,
                            skipping: [n - 2, n - 1], axis0: axis0) { inBase, outBase in
             var s = src + inBase, d = dst + outBase

@@ -100,7 +100,12 @@ import TensorCore
             }
             #expect(y.permuted(inversePermutation(permutation)) == x)
         }
-        // A short axis (3 wide) moved innermost, split across workers along axis 0 and along the rows.
+        // A short axis (3 wide) moved innermost, split across workers along axis 0 and along the rows; short rows
+        // (4 wide) kept innermost with two axes swapped above them (the three-axis inner loop).
+        let rows = Tensor<Float>.randomUniform([40, 30, 60, 4], seed: 8)
+        let swapped = rows.permuted([0, 2, 1, 3])
+        #expect(swapped[39, 17, 29, 3] == rows[39, 29, 17, 3])
+        #expect(swapped.permuted([0, 2, 1, 3]) == rows)
         let short = Tensor<Float>.randomUniform([300, 3, 350], seed: 7)
         for permutation in [[0, 2, 1], [2, 0, 1]] {
             let y = short.permuted(permutation)
