@@ -253,6 +253,18 @@ final class DNNLRuntime: @unchecked Sendable {
         self.stream = stream
     }
 
+    /// C = α·op(A)·op(B) + β·C on row-major `Float` matrices through oneDNN's just-in-time GEMM (thread-safe, no
+    /// plan, so outside the lock). False when oneDNN is unavailable or rejects the arguments.
+    static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard shared != nil else { return false }
+        alignThreadCount()
+        let (transA, transB) = (CChar(UInt8(ascii: transposeA ? "T" : "N")), CChar(UInt8(ascii: transposeB ? "T" : "N")))
+        return dnnl_sgemm(transA, transB, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+                          beta, c, Int64(ldc)) == dnnl_success
+    }
+
     func cachedKeys() -> [DNNLKey] {
         lock.lock(); defer { lock.unlock() }
         return plans.compactMap { $0.value == nil ? nil : $0.key }
@@ -271,7 +283,7 @@ final class DNNLRuntime: @unchecked Sendable {
     /// oneDNN runs on the OpenMP team of the calling thread, whose size is a per-thread setting. Align it with
     /// `LinearAlgebraThreads.count` (from `LOWRANK_THREADS`) once per thread, so a given thread count gives the
     /// same results whichever thread calls.
-    private func alignThreadCount() {
+    static func alignThreadCount() {
         let wanted = LinearAlgebraThreads.count
         let dictionary = Thread.current.threadDictionary
         if (dictionary[DNNLRuntime.threadCountKey] as? Int) != wanted {
@@ -288,7 +300,7 @@ final class DNNLRuntime: @unchecked Sendable {
              prepare: ((DNNLPlan) -> [UnsafeMutableRawPointer?])? = nil,
              build: (DNNLPlan) -> Bool) -> Bool {
         lock.lock(); defer { lock.unlock() }
-        alignThreadCount()
+        Self.alignThreadCount()
         let plan: DNNLPlan
         if let cached = plans[key] {
             guard let cached else { return false }

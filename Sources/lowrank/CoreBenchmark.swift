@@ -3,7 +3,8 @@ import TensorCore
 
 /// `lowrank bench core`: the numerical core against its ceilings, in one run on the same data.
 ///
-/// - GEMM: `Tensor.matmul` against a bare `cblas_sgemm` call on the same buffers (target ≥ 90%).
+/// - GEMM: `Tensor.matmul` (oneDNN's GEMM from 2^20 multiply-adds, OpenBLAS below) against a bare `cblas_sgemm` call on
+///   the same buffers (target ≥ 90%).
 /// - SVD: `Tensor.svd()` (gesdd, thin) at 512² and 1024².
 /// - Permute: bandwidth (bytes read + written per second) of `Tensor.permuted` on a 64 MiB tensor against a
 ///   plain memory copy of the same bytes (target ≥ 50%).
