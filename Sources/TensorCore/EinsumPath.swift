@@ -34,10 +34,11 @@ public enum ContractionStrategy: Sendable, Equatable {
 /// A step that is a (batched) GEMM of β products of (m×k)·(k×n) with M = βmkn multiply-adds over E elements read
 /// and written costs max(M·(1 + h/m + h/k + h/n), e·E) + s + β·b: BLAS kernels lose rate on short dimensions
 /// (about half at h), a step with little arithmetic per element runs at memory speed, and every step and every
-/// product of a batch has a fixed cost (planning, allocation, a BLAS call). Measured with OpenBLAS at 2 threads on
-/// the development machine (2 cores, ≈ 100 G multiply-adds/s per GEMM, ≈ 10 GB/s for copies): (65536×4)·(4×2)
-/// runs at 4% of the large-GEMM rate, (256×1024)·(1024×64) at 70%, (256×256)·(256×256) at 89%. Counts stay exact
-/// (`multiplyAdds`); only the choice of path uses the estimate.
+/// product of a batch has a fixed cost (planning, allocation, a BLAS call). Measured at 2 threads on the development
+/// machine (2 cores, ≈ 125 G multiply-adds/s for large GEMMs, ≈ 10 GB/s for copies), against the model's rate
+/// factor 1/(1 + h/m + h/k + h/n): (65536×4)·(4×4) runs at 9% of the large-GEMM rate (model 11%), (65536×16)·(16×16)
+/// at 53% (33%), (256×1024)·(1024×64) at 75% (75%). Counts stay exact (`multiplyAdds`); only the choice of path
+/// uses the estimate.
 public struct ContractionTimeModel: Sendable, Equatable {
     /// h: the GEMM dimension at which the rate is about half the large-GEMM rate.
     public let halfRateDimension = 16.0

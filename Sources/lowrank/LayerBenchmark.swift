@@ -73,6 +73,17 @@ struct LayerBenchmark {
             print("LowRank layer benchmark: \(features)→\(features) FC, modes \(Self.inputModes), batch \(batch), forward + backward, "
                   + "median of \(repeats), \(LinearAlgebraThreads.count) thread(s)")
         }
+        // The peer runs first, while this process is small. Run after the conv rows, when this process keeps
+        // gigabytes of freed buffers for reuse (`TensorMemory.keepFreedBuffersForReuse`), the peer, whose factorized
+        // CP and Tucker layers ask for 64–110 GB, exited with a failure instead of reporting those rows as errors.
+        var peer: [(name: String, parameters: String, milliseconds: String)] = []
+        var peerProblem: String?
+        if let python {
+            if !json { print("running TensorLy-Torch (\(peerScript)) …") }
+            (peer, peerProblem) = runPeer(python: python)
+        } else {
+            peerProblem = "no Python with TensorLy-Torch (pass --python)"
+        }
         var rows: [Row] = []
         let dense = Linear<Float>(inputFeatures: features, outputFeatures: features, generator: &generator)
         let denseMACs = batch * features * features
@@ -99,14 +110,6 @@ struct LayerBenchmark {
         }
         let conv = convolutions ? try convolutionRows(only: only, executionModes: executionModes) : (rows: [], notes: [])
         rows += conv.rows
-        var peer: [(name: String, parameters: String, milliseconds: String)] = []
-        var peerProblem: String?
-        if let python {
-            if !json { print("running TensorLy-Torch (\(peerScript)) …") }
-            (peer, peerProblem) = runPeer(python: python)
-        } else {
-            peerProblem = "no Python with TensorLy-Torch (pass --python)"
-        }
         if json {
             try printJSON([
                 "batch": batch, "features": features, "modes": Self.inputModes, "threads": LinearAlgebraThreads.count,
