@@ -249,10 +249,10 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     }
 
     /// `auto`'s choice for `x` (`ContractionPlanCache.autoMode`: the exact counts when they differ by more than
-    /// `ExecutionMode.measuredBand`, else one timed forward + backward pass per mode), timed on private variables
-    /// (the parameters and their gradients are not touched) and cached per input shape. Equal MACs are far from
-    /// equal time here: the stages are small convolutions and GEMMs with few channels, the rebuilt kernel one
-    /// large convolution.
+    /// `ExecutionMode.measuredBand`, else the best of three timed forward + backward passes per mode), timed on
+    /// private variables (the parameters and their gradients are not touched) and cached per input shape. Equal MACs
+    /// are far from equal time here: the stages are small convolutions and GEMMs with few channels, the rebuilt
+    /// kernel one large convolution.
     public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?) -> ExecutionMode {
         let constant = Variable(constant: x)
         return planCache.autoMode(inputShape: x.shape) {

@@ -12,9 +12,9 @@ public enum ExecutionMode: Sendable, Equatable, CaseIterable {
     /// Rebuild the dense weight from the cores once per forward pass (weight-side MACs), then one GEMM (B·I·O).
     case reconstructed
     /// The faster of the two at the actual batch size: decided by the exact multiply-add counts when one mode
-    /// needs far fewer (`ExecutionMode.measuredBand`), else by timing one forward + backward pass of each on the
-    /// first input of that shape, cached per input shape (`ContractionPlanCache.autoMode`; for FC layers the shape
-    /// is [rows, I], so per batch size). Equal MACs do not mean equal time: a factorized path
+    /// needs far fewer (`ExecutionMode.measuredBand`), else by timing forward + backward passes of each (best of
+    /// three) on the first input of that shape, cached per input shape (`ContractionPlanCache.autoMode`; for FC
+    /// layers the shape is [rows, I], so per batch size). Equal MACs do not mean equal time: a factorized path
     /// runs small GEMMs with short inner dimensions and permutes between them, a rebuilt weight one large GEMM.
     case auto
 
@@ -78,7 +78,7 @@ public final class ContractionPlanCache {
 
     /// `auto`'s choice for inputs of shape `inputShape` (see `ExecutionMode.auto`), the one mechanism of every
     /// factorized layer: the cached choice, else the exact counts (`counts()`: factorized and reconstructed MACs)
-    /// when they differ by more than `ExecutionMode.measuredBand`, else the faster mode over two timed runs of
+    /// when they differ by more than `ExecutionMode.measuredBand`, else the faster mode over three timed runs of
     /// `trainingStep` each (one forward + backward pass in that mode, after one untimed run each). The result is
     /// cached per input shape.
     public func autoMode(inputShape: [Int], counts: () -> (factorized: Int, reconstructed: Int),
@@ -95,7 +95,7 @@ public final class ContractionPlanCache {
             _ = seconds(.factorized)
             _ = seconds(.reconstructed)
             var best: [ExecutionMode: Double] = [:]
-            for _ in 0..<2 {
+            for _ in 0..<3 {
                 for mode in [ExecutionMode.factorized, .reconstructed] { best[mode] = Swift.min(best[mode] ?? .infinity, seconds(mode)) }
             }
             chosen = best[.factorized]! < best[.reconstructed]! ? .factorized : .reconstructed

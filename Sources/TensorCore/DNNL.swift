@@ -9,12 +9,13 @@ import Foundation
 // (microseconds). Activations stay NHWC ("nhwc" tag, f32) end to end; weights arrive in OIHW and are reordered
 // into the layout the convolution prefers by a cached reorder inside the plan.
 
-/// The oneDNN runtime behind `Float` convolutions, pooling and batch normalization: version, CPU kernels and the
-/// primitive cache.
+/// The oneDNN runtime behind `Float` convolutions, pooling, batch normalization and large GEMMs: version, CPU
+/// kernels and the primitive cache.
 ///
 /// Primitives are cached per operation and shape: the first call with new shapes builds them (about 1 ms), later
-/// calls reuse them. The cache is shared by all threads; calls into oneDNN run one at a time (each one already
-/// uses every OpenMP thread, `LinearAlgebraThreads.count` of them).
+/// calls reuse them. The cache is shared by all threads; primitive calls run one at a time (each one already uses
+/// every OpenMP thread, `LinearAlgebraThreads.count` of them). GEMMs (`Float.gemm` from
+/// `Float.oneDNNGEMMThreshold`) need no primitive and no lock.
 public enum OneDNN {
     /// The oneDNN library version, e.g. "2.6.3".
     public static var version: String {

@@ -78,7 +78,9 @@ struct LayerBenchmark {
         // CP and Tucker layers ask for 64–110 GB, exited with a failure instead of reporting those rows as errors.
         var peer: [(name: String, parameters: String, milliseconds: String)] = []
         var peerProblem: String?
-        if let python {
+        if !fullyConnected {
+            peerProblem = "its rows are FC layers only"
+        } else if let python {
             if !json { print("running TensorLy-Torch (\(peerScript)) …") }
             (peer, peerProblem) = runPeer(python: python)
         } else {
