@@ -1,3 +1,4 @@
+import Decompositions
 import TensorCore
 
 /// The geometry of one conv layer on one input: channels, kernel, stride/padding/dilation and the input size.
@@ -136,27 +137,43 @@ public enum ConvCostFormulas {
         return ConvClosedFormCost(parameters: params, activationSide: activation, weightSide: weight)
     }
 
-    /// HT with a spatial leaf (§1.5) for d = 1 (tree (s, 1), ranks [R_s, R_1]) and d = 2 (tree ((s, 1), 2), ranks
-    /// [R_s, R_1, T, R_2] in post-order), spatial leaf first, then post-order:
-    /// d = 1: K²R_s + C_inC_outR_1 + R_sR_1 stored; P·[K²C_inR_s + C_inR_sC_outR_1 + C_outR_sR_1] MACs.
-    /// d = 2: K²R_s + I_1O_1R_1 + R_sR_1T + I_2O_2R_2 + TR_2 stored;
+    /// HT with a spatial leaf (§1.5) on the balanced tree over the spatial leaf s and the channel modes 1…d, ranks
+    /// for the non-root nodes in post-order, run as the layer runs it: the spatial leaf as a convolution, then the
+    /// channel leaves and transfer nodes absorbed in post-order. Absorbing leaf k (I_k×O_k×R_k) costs P·(live)·O_kR_k
+    /// and a transfer node (R_l×R_r×R_t) P·(live)·R_t, where "live" is the product of the activation's indices at
+    /// that point (the input modes not yet absorbed, the output modes absorbed so far, the ranks of the subtrees
+    /// done and not yet merged); stored: K²R_s + Σ_k I_kO_kR_k + Σ_t R_lR_rR_t (root R_t = 1). For example
+    /// d = 1 (tree (s, 1), ranks [R_s, R_1]): K²R_s + C_inC_outR_1 + R_sR_1 stored;
+    /// P·[K²C_inR_s + C_inR_sC_outR_1 + C_outR_sR_1] MACs.
+    /// d = 2 (tree ((s, 1), 2), ranks [R_s, R_1, T, R_2]): K²R_s + I_1O_1R_1 + R_sR_1T + I_2O_2R_2 + TR_2 stored;
     /// P·[K²C_inR_s + C_inR_sO_1R_1 + I_2R_sO_1R_1T + I_2O_1TO_2R_2 + O_1O_2TR_2] MACs.
+    /// Each term depends on which modes the post-order has absorbed, so for d > 2 the sum is written over the tree.
     public static func hierarchicalTucker(_ s: ConvLayerShape, inputModes: [Int], outputModes: [Int], ranks r: [Int]) -> ConvClosedFormCost {
-        let spatial = s.kernelArea * s.inChannels * r[0]
-        switch inputModes.count {
-        case 1:
-            return ConvClosedFormCost(parameters: s.kernelArea * r[0] + s.inChannels * s.outChannels * r[1] + r[0] * r[1],
-                                      activationSide: s.outputPixels * (spatial + s.inChannels * r[0] * s.outChannels * r[1]
-                                          + s.outChannels * r[0] * r[1]))
-        case 2:
-            let (i1, i2, o1, o2) = (inputModes[0], inputModes[1], outputModes[0], outputModes[1])
-            let (rs, r1, t, r2) = (r[0], r[1], r[2], r[3])
-            return ConvClosedFormCost(parameters: s.kernelArea * rs + i1 * o1 * r1 + rs * r1 * t + i2 * o2 * r2 + t * r2,
-                                      activationSide: s.outputPixels * (spatial + i1 * i2 * rs * o1 * r1 + i2 * rs * o1 * r1 * t
-                                          + i2 * o1 * t * o2 * r2 + o1 * o2 * t * r2))
-        default:
-            preconditionFailure("ConvCostFormulas.hierarchicalTucker: closed form given for d = 1 and 2, got d = \(inputModes.count)")
+        let nodes = postOrder(.balanced(order: inputModes.count + 1))
+        precondition(r.count == nodes.count - 1, "ConvCostFormulas.hierarchicalTucker: \(r.count) ranks for \(nodes.count - 1) non-root nodes")
+        let rank = r + [1]
+        var parameters = 0
+        var macs = 0
+        // The activation after the spatial leaf: every input mode and the spatial rank.
+        var live = s.inChannels * rank[nodes.firstIndex { $0.leafMode == 0 }!]
+        for (m, node) in nodes.enumerated() {
+            if let k = node.leafMode {
+                if k == 0 {
+                    parameters += s.kernelArea * rank[m]
+                    macs += s.kernelArea * s.inChannels * rank[m]
+                } else {
+                    let (i, o) = (inputModes[k - 1], outputModes[k - 1])
+                    parameters += i * o * rank[m]
+                    macs += live * o * rank[m]
+                    live = live / i * o * rank[m]
+                }
+            } else {
+                parameters += rank[node.left] * rank[node.right] * rank[m]
+                macs += live * rank[m]
+                live = live / (rank[node.left] * rank[node.right]) * rank[m]
+            }
         }
+        return ConvClosedFormCost(parameters: parameters, activationSide: s.outputPixels * macs)
     }
 
     /// BTD with a spatial factor (§1.4, [39]) and block ranks [R_0, R_1, …, R_d]: N_b(K²R_0 + Σ_k I_kO_kR_k +

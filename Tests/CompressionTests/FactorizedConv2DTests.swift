@@ -157,7 +157,8 @@ import TensorCore
 
     @Test func tensorizedFormatsMatchClosedForms() throws {
         let modeGrid: [ConvChannelModes] = [ConvChannelModes(input: [6], output: [4]), ConvChannelModes(input: [2, 3], output: [4, 2]),
-                                            ConvChannelModes(input: [3, 2, 2], output: [2, 1, 3])]
+                                            ConvChannelModes(input: [3, 2, 2], output: [2, 1, 3]),
+                                            ConvChannelModes(input: [2, 2, 2, 2], output: [2, 1, 2, 2])]
         for g in Self.geometries {
             for modes in modeGrid {
                 let (ci, co, d) = (modes.input.reduce(1, *), modes.output.reduce(1, *), modes.input.count)
@@ -171,11 +172,9 @@ import TensorCore
                     let block = (0...d).map { r + $0 % 2 }
                     (l, s) = try layer(.blockTerm, ci, co, 3, g, ranks: block, modes: modes, blocks: 2)
                     expectMatches(l, s, ConvCostFormulas.blockTerm(s, inputModes: modes.input, outputModes: modes.output, blocks: 2, ranks: block))
-                    if d <= 2 {
-                        let ht = (0..<(2 * d)).map { r + $0 % 2 }
-                        (l, s) = try layer(.hierarchicalTucker, ci, co, 3, g, ranks: ht, modes: modes)
-                        expectMatches(l, s, ConvCostFormulas.hierarchicalTucker(s, inputModes: modes.input, outputModes: modes.output, ranks: ht))
-                    }
+                    let ht = (0..<(2 * d)).map { r + $0 % 2 }
+                    (l, s) = try layer(.hierarchicalTucker, ci, co, 3, g, ranks: ht, modes: modes)
+                    expectMatches(l, s, ConvCostFormulas.hierarchicalTucker(s, inputModes: modes.input, outputModes: modes.output, ranks: ht))
                 }
             }
         }
