@@ -38,7 +38,7 @@ extension Float {
     /// Measured side by side on the development machine (2 threads, Sapphire Rapids, oneDNN 2.6 against OpenBLAS
     /// 0.3.21), oneDNN's is 2.5–5.7× faster on the skinny products that factorized layers run — (65536×4)·(4×4)
     /// 0.09 vs 0.52 ms, (65536×16)·(16×16) 0.25 vs 1.13 ms, 1×1 conv stages (50176×64)·(64×27) 1.3 vs 3.3 ms and their
-    /// weight gradients — 1.2–1.6× faster on 128³ to 2048³ and on (256×1024)·(1024×64)-like thin ones, and slower
+    /// weight gradients — 1.0–1.7× faster on 128³ to 2048³ and on (256×1024)·(1024×64)-like thin ones, and slower
     /// only below about 64³, where its dispatch costs a few microseconds.
     public static let oneDNNGEMMThreshold = 1 << 20
 
