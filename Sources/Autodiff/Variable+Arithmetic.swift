@@ -91,9 +91,12 @@ func broadcastingApply<Scalar>(_ a: Tensor<Scalar>, _ b: Tensor<Scalar>,
             let n = b.scalarCount, rows = a.scalarCount / n
             return Tensor(shape: a.shape) { out in
                 a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in
+                    // Row pointers: an overflow-checked `base + j` index keeps the loop scalar.
+                    guard let bases = rowBases(out, x, y) else { return }
+                    let (o, xp, yp) = bases
                     for r in 0..<rows {
-                        let base = r * n
-                        for j in 0..<n { out[base + j] = op(x[base + j], y[j]) }
+                        let (orow, xrow) = (o + r * n, xp + r * n)
+                        for j in 0..<n { orow[j] = op(xrow[j], yp[j]) }
                     }
                 } }
             }
@@ -102,15 +105,26 @@ func broadcastingApply<Scalar>(_ a: Tensor<Scalar>, _ b: Tensor<Scalar>,
             let n = a.scalarCount, rows = b.scalarCount / n
             return Tensor(shape: b.shape) { out in
                 a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in
+                    guard let bases = rowBases(out, x, y) else { return }
+                    let (o, xp, yp) = bases
                     for r in 0..<rows {
-                        let base = r * n
-                        for j in 0..<n { out[base + j] = op(x[j], y[base + j]) }
+                        let (orow, yrow) = (o + r * n, yp + r * n)
+                        for j in 0..<n { orow[j] = op(xp[j], yrow[j]) }
                     }
                 } }
             }
         }
     }
     return a.zipMap(b, op)
+}
+
+/// The base addresses of three buffers, or nil when any is empty.
+@inline(__always)
+private func rowBases<Scalar>(_ out: UnsafeMutableBufferPointer<Scalar>, _ x: UnsafeBufferPointer<Scalar>,
+                              _ y: UnsafeBufferPointer<Scalar>)
+    -> (UnsafeMutablePointer<Scalar>, UnsafePointer<Scalar>, UnsafePointer<Scalar>)? {
+    guard let o = out.baseAddress, let xp = x.baseAddress, let yp = y.baseAddress, !out.isEmpty else { return nil }
+    return (o, xp, yp)
 }
 
 /// Repeats `tensor` along broadcast axes to `shape` (NumPy rules); returns `tensor` when the shapes agree.
