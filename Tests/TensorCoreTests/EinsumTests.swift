@@ -307,7 +307,8 @@ struct EinsumTests {
             // The same search by estimated time finds the brute-force minimum of the estimate.
             let fastest = expression.optimalPath(strategy: .fastest)
             let quickest = all.map(\.estimatedCost).min()!
-            #expect(abs(fastest.estimatedCost - quickest) <= 1e-9 * quickest, "\(spec): DP by time \(fastest.estimatedCost), brute force \(quickest)")
+            #expect(abs(fastest.estimatedCost - quickest) <= 1e-9 * quickest,
+                    "\(spec): DP by time \(fastest.estimatedCost), brute force \(quickest)")
         }
     }
 
@@ -324,10 +325,12 @@ struct EinsumTests {
         #expect(fastest.estimatedCost < fewest.estimatedCost)
         #expect(fastest.multiplyAdds >= fewest.multiplyAdds)
         let model = ContractionTimeModel.standard
-        #expect(model.cost(batch: 1, m: 65_536, k: 4, n: 4, elements: 2 * 262_144) > model.cost(batch: 1, m: 256, k: 256, n: 256, elements: 3 * 65_536))
+        #expect(model.cost(batch: 1, m: 65_536, k: 4, n: 4, elements: 2 * 262_144)
+                > model.cost(batch: 1, m: 256, k: 256, n: 256, elements: 3 * 65_536))
         var generator = SeededGenerator(seed: 4)
         let operands = shapes.map { Tensor<Double>.randomNormal($0, generator: &generator) }
-        #expect(expression.evaluate(operands, path: fastest).relativeError(to: expression.evaluate(operands, path: fewest)) < 1e-12)
+        let reference = expression.evaluate(operands, path: fewest)
+        #expect(expression.evaluate(operands, path: fastest).relativeError(to: reference) < 1e-12)
     }
 
     @Test func greedySearchRunsBeyondEightOperands() {
