@@ -136,18 +136,18 @@ extension FactorizedLayer {
     /// Dense parameters I·O over `coreParameterCount` (METHODS §0.3).
     public var compressionRatio: Double { Double(inputFeatures * outputFeatures) / Double(coreParameterCount) }
 
-    /// The forward path at batch size `batch`, cached: of the fastest path by the time estimate
-    /// (`ContractionStrategy.fastest`), the fewest-multiply-adds path (`.auto`) and `referenceSchedule`, the one
-    /// with the lowest `estimatedCost`. Fewest multiply-adds is not fastest when it takes many steps with short
+    /// The forward path at batch size `batch`, cached: the fastest path by the time estimate
+    /// (`ContractionStrategy.fastest`, exact up to 12 operands, greedy beyond) or `referenceSchedule`, whichever
+    /// has the lower `estimatedCost`. Fewest multiply-adds is not fastest when it takes many steps with short
     /// GEMM dimensions: for Tucker 1024×1024 at ranks 4 and batch 256 the fewest (22.5 M) take eight 4-wide mode
     /// products and the core; the chosen path (27.3 M) merges factor pairs first and touches the activation in
     /// four 16- to 256-wide steps (forward + backward at 2 threads: 13.4 → 7.4 ms, 3.9 ms with oneDNN's GEMM).
     public func forwardPath(batch: Int) -> ContractionPath {
         planCache.forwardPath(batch: batch) {
             let expression = network.forwardExpression(batch: batch)
-            let candidates = [expression.optimalPath(strategy: .fastest), expression.optimalPath(),
-                              expression.path(sequence: referenceSchedule)]
-            return candidates.min { $0.estimatedCost < $1.estimatedCost }!
+            let fastest = expression.optimalPath(strategy: .fastest)
+            let scheduled = expression.path(sequence: referenceSchedule)
+            return scheduled.estimatedCost < fastest.estimatedCost ? scheduled : fastest
         }
     }
 

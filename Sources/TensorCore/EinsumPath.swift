@@ -39,21 +39,18 @@ public enum ContractionStrategy: Sendable, Equatable {
 /// factor 1/(1 + h/m + h/k + h/n): (65536×4)·(4×4) runs at 9% of the large-GEMM rate (model 11%), (65536×16)·(16×16)
 /// at 53% (33%), (256×1024)·(1024×64) at 75% (75%). Counts stay exact (`multiplyAdds`); only the choice of path
 /// uses the estimate.
-public struct ContractionTimeModel: Sendable, Equatable {
+public enum ContractionTimeModel {
     /// h: the GEMM dimension at which the rate is about half the large-GEMM rate.
-    public let halfRateDimension = 16.0
+    public static let halfRateDimension = 16.0
     /// e: multiply-add equivalents per element a step reads or writes.
-    public let elementCost = 40.0
+    public static let elementCost = 40.0
     /// s: the fixed cost of one step (≈ 20 µs).
-    public let stepCost = 2_000_000.0
+    public static let stepCost = 2_000_000.0
     /// b: the fixed cost of one product of a batched GEMM (≈ 0.3 µs).
-    public let productCost = 30_000.0
-
-    /// The model described above.
-    public static let standard = ContractionTimeModel()
+    public static let productCost = 30_000.0
 
     /// The estimated cost of one step (see the type's description).
-    public func cost(batch: Int, m: Int, k: Int, n: Int, elements: Int) -> Double {
+    public static func cost(batch: Int, m: Int, k: Int, n: Int, elements: Int) -> Double {
         let macs = Double(batch) * Double(m) * Double(k) * Double(n)
         let h = halfRateDimension
         let compute = macs * (1 + h / Double(m) + h / Double(k) + h / Double(n))
@@ -125,7 +122,7 @@ public struct ContractionPath: Sendable, Equatable, CustomStringConvertible {
     public let steps: [ContractionStep]
     /// The total cost: Σ multiply-adds of all steps and the largest intermediate.
     public let cost: ContractionCost
-    /// Σ of the pairwise steps' `ContractionTimeModel.standard` estimates (multiply-add equivalents).
+    /// Σ of the pairwise steps' `ContractionTimeModel` estimates (multiply-add equivalents).
     public let estimatedCost: Double
 
     /// Total multiply-adds: pairwise MACs (Rule C1) plus reduction additions.
@@ -201,7 +198,7 @@ extension EinsumExpression {
                                          resultIndices: plan.resultIndices, multiplyAdds: macs, resultSize: size))
             total = EinsumKernels.saturatingAdd(total, macs)
             largest = Swift.max(largest, size)
-            estimate += ContractionTimeModel.standard.cost(
+            estimate += ContractionTimeModel.cost(
                 batch: count(of: plan.batch), m: count(of: plan.leftFree), k: count(of: plan.contracted),
                 n: count(of: plan.rightFree), elements: count(of: current[i]) + count(of: current[j]) + size)
             for position in [i, j].sorted(by: >) { current.remove(at: position) }
@@ -276,7 +273,7 @@ extension EinsumExpression {
     }
 
     /// Optimal pairs by dynamic programming over subsets (see `optimalPath`), by multiply-adds or, `byTime`, by
-    /// `ContractionTimeModel.standard`.
+    /// `ContractionTimeModel`.
     private func exhaustivePairs(byTime: Bool) -> [(Int, Int)] {
         let (operands, outputMask, sizeOfBit) = masks()
         let n = operands.count
@@ -304,7 +301,7 @@ extension EinsumExpression {
                     let step: Double
                     if byTime {
                         let shared = a & b
-                        step = ContractionTimeModel.standard.cost(
+                        step = ContractionTimeModel.cost(
                             batch: Self.size(of: shared & keep[s], sizeOfBit), m: Self.size(of: a & ~b, sizeOfBit),
                             k: Self.size(of: shared & ~keep[s], sizeOfBit), n: Self.size(of: b & ~a, sizeOfBit),
                             elements: keepSize[sub] + keepSize[other] + keepSize[s])
