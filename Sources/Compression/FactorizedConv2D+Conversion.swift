@@ -5,15 +5,15 @@ import TensorCore
 
 extension FactorizedConv2D {
     /// Converts a trained `Conv2D` into `format` at explicit ranks (the pre-train path, METHODS §2.1); see
-    /// `converting(_:format:target:channelModes:blocks:cpOptions:executionMode:name:)`.
+    /// `converting(_:format:target:channelModes:blocks:stpFactor:cpOptions:executionMode:name:)`.
     ///
-    /// - Throws: as `converting(_:format:target:channelModes:blocks:cpOptions:executionMode:name:)`.
+    /// - Throws: as `converting(_:format:target:channelModes:blocks:stpFactor:cpOptions:executionMode:name:)`.
     public static func converting(_ conv: Conv2D<Scalar>, format: FactorizedConvFormat, ranks: [Int],
-                                  channelModes: ConvChannelModes? = nil, blocks: Int = 1,
+                                  channelModes: ConvChannelModes? = nil, blocks: Int = 1, stpFactor: Int = 2,
                                   cpOptions: CPALSOptions<Scalar> = CPALSOptions(), executionMode: ExecutionMode = .auto,
                                   name: String? = nil) throws -> FactorizedConv2D {
         try converting(conv, format: format, target: .ranks(ranks), channelModes: channelModes, blocks: blocks,
-                       cpOptions: cpOptions, executionMode: executionMode, name: name)
+                       stpFactor: stpFactor, cpOptions: cpOptions, executionMode: executionMode, name: name)
     }
 
     /// Converts a trained `Conv2D` (kernel, bias, stride, padding, dilation) into `format` through the
@@ -26,7 +26,9 @@ extension FactorizedConv2D {
     /// * `tensorRing`: TR on the ring (I_1, …, I_d, K_hK_w, O_1, …, O_d) [14], [34] (TR-SVD for ε, TR-ALS for ranks);
     /// * `hierarchicalTucker`: HSVD [32] of the paired kernel with the spatial leaf first, balanced tree;
     /// * `blockTerm`: BTD-ALS [35] of the paired kernel with the spatial mode first;
-    /// * `gkpd`: the multidimensional nearest Kronecker product of [36].
+    /// * `gkpd`: the multidimensional nearest Kronecker product of [36];
+    /// * `semiTensorRing`: STR-ALS [37] on the TR ring (I_1, …, I_d, K_hK_w, O_1, …, O_d) with the link into the
+    ///   kernel mode ordinary (ranks and ratios only: the ALS rejects ε).
     /// The stride, padding, dilation and bias are kept. At full ranks (or ε = 0 where the algorithm guarantees
     /// it) the output equals the dense layer's up to rounding.
     ///
@@ -35,11 +37,12 @@ extension FactorizedConv2D {
     ///     decomposition accepts them.
     ///   - channelModes: as `init(format:inChannels:…)`.
     ///   - blocks: N_b for `blockTerm`.
-    ///   - cpOptions: CP-ALS settings for `cp`; its `maxIterations` also caps the BTD-ALS sweeps.
+    ///   - stpFactor: t for `semiTensorRing`.
+    ///   - cpOptions: CP-ALS settings for `cp`; its `maxIterations` also caps the BTD- and STR-ALS sweeps.
     /// - Throws: `CompressionError` for a grouped conv, modes or ranks that do not fit (with a proposal);
     ///   `DecompositionError` from the decomposition.
     public static func converting(_ conv: Conv2D<Scalar>, format: FactorizedConvFormat, target: RankTarget<Scalar>,
-                                  channelModes: ConvChannelModes? = nil, blocks: Int = 1,
+                                  channelModes: ConvChannelModes? = nil, blocks: Int = 1, stpFactor: Int = 2,
                                   cpOptions: CPALSOptions<Scalar> = CPALSOptions(), executionMode: ExecutionMode = .auto,
                                   name: String? = nil) throws -> FactorizedConv2D {
         let kernel = conv.weight.value
@@ -48,9 +51,9 @@ extension FactorizedConv2D {
         let geometry = ConvGeometry(inChannels: ci, outChannels: co, kernelHeight: kh, kernelWidth: kw, params: conv.params)
         let modes = try resolvedModes(format, geometry, channelModes, layer: name)
         if case let .ranks(r) = target {
-            _ = try wiring(format, geometry, ranks: r, modes: modes, blocks: blocks, layer: name)
+            _ = try wiring(format, geometry, ranks: r, modes: modes, blocks: blocks, stpFactor: stpFactor, layer: name)
         } else {
-            _ = try wiring(format, geometry, ranks: [1], modes: modes, blocks: blocks, layer: name)
+            _ = try wiring(format, geometry, ranks: [stpFactor], modes: modes, blocks: blocks, stpFactor: stpFactor, layer: name)
         }
         let d = modes.input.count
         let area = kh * kw
@@ -59,6 +62,14 @@ extension FactorizedConv2D {
             kernel.reshaped(modes.output + modes.input + [area])
                 .permuted([2 * d] + (0..<d).flatMap { [d + $0, $0] })
                 .reshaped([area] + zip(modes.input, modes.output).map { $0.0 * $0.1 })
+        }
+        /// (O_1..O_d, I_1..I_d, K_hK_w) → the ring order (I_1, …, I_d, K_hK_w, O_1, …, O_d) of TRN [14].
+        func ringOrder() -> Tensor<Scalar> {
+            kernel.reshaped(modes.output + modes.input + [area]).permuted(Array(d..<(2 * d)) + [2 * d] + Array(0..<d))
+        }
+        /// A ring's kernel core R_a×K_hK_w×R_b as the OIHW conv weight [R_b, R_a, K_h, K_w].
+        func spatialCore(_ core: Tensor<Scalar>) -> Tensor<Scalar> {
+            core.reshaped([core.shape[0], kh, kw, core.shape[2]]).permuted([3, 0, 1, 2])
         }
         var cores: [Tensor<Scalar>]
         var ranks: [Int]
@@ -102,14 +113,20 @@ extension FactorizedConv2D {
                     return c.reshaped([c.shape[0], modes.input[k], modes.output[k], c.shape[2]])
                 }
         case .tensorRing:
-            let ringOrder = kernel.reshaped(modes.output + modes.input + [area])
-                .permuted(Array(d..<(2 * d)) + [2 * d] + Array(0..<d))
-            let ring = try TensorRing.decompose(ringOrder, target: target).decomposition
+            let ring = try TensorRing.decompose(ringOrder(), target: target).decomposition
             ranks = ring.ranks
-            let spatial = ring.cores[d]
-            cores = Array(ring.cores[0..<d])
-                + [spatial.reshaped([spatial.shape[0], kh, kw, spatial.shape[2]]).permuted([3, 0, 1, 2])]
-                + Array(ring.cores[(d + 1)...])
+            cores = Array(ring.cores[0..<d]) + [spatialCore(ring.cores[d])] + Array(ring.cores[(d + 1)...])
+        case .semiTensorRing:
+            let n = 2 * d + 1
+            let str = try SemiTensorRing.decompose(ringOrder(), stpFactor: stpFactor, linked: (0..<n).map { $0 != d }, target: target,
+                                                   maxIterations: cpOptions.maxIterations).decomposition
+            ranks = str.ranks
+            // Stored (R_j/t)×(J_j/t)×R_{j+1} → the layer's split right link (R_{j+1}/t, t), ordinary into the spatial core.
+            cores = str.cores.enumerated().map { j, core in
+                if j == d { return spatialCore(core) }
+                let right = j + 1 == d ? [core.shape[2]] : [core.shape[2] / stpFactor, stpFactor]
+                return core.reshaped([core.shape[0], core.shape[1]] + right)
+            }
         case .hierarchicalTucker:
             let ht = try HierarchicalTucker.decompose(pairedWithSpatialFirst(), target: target, tree: .balanced(order: d + 1))
             ranks = ht.ranks
@@ -139,18 +156,19 @@ extension FactorizedConv2D {
                      gkpd.left.permuted([1, 0, 2, 3, 4]).reshaped([modes.output[0], r * modes.input[0], modes.kernelHeight[0], modes.kernelWidth[0]])]
         }
         return try FactorizedConv2D(format: format, inChannels: ci, outChannels: co, kernelHeight: kh, kernelWidth: kw,
-                                    params: conv.params, ranks: ranks, channelModes: modes, blocks: blockCount, cores: cores,
-                                    bias: conv.bias?.value, executionMode: executionMode, name: name)
+                                    params: conv.params, ranks: ranks, channelModes: modes, blocks: blockCount, stpFactor: stpFactor,
+                                    cores: cores, bias: conv.bias?.value, executionMode: executionMode, name: name)
     }
 
-    /// The largest uniform rank (one value for every rank of the format) whose core parameters fit
-    /// C_outC_inK_hK_w / `compressionRatio`, found by binary search (the parameter count grows with the rank).
+    /// The largest uniform rank (one value for every rank of the format; for `semiTensorRing` a multiple of
+    /// `stpFactor`) whose core parameters fit C_outC_inK_hK_w / `compressionRatio`, found by binary search (the
+    /// parameter count grows with the rank).
     ///
     /// - Returns: the ranks to pass to the initializers or `converting`.
     /// - Throws: `CompressionError` when the ratio is not ≥ 1 or even rank 1 does not reach it (the message gives
     ///   the ratio rank 1 reaches), or the modes do not fit.
     public static func uniformRanks(format: FactorizedConvFormat, inChannels: Int, outChannels: Int, kernelHeight: Int,
-                                    kernelWidth: Int, channelModes: ConvChannelModes? = nil, blocks: Int = 1,
+                                    kernelWidth: Int, channelModes: ConvChannelModes? = nil, blocks: Int = 1, stpFactor: Int = 2,
                                     compressionRatio: Double, name: String? = nil) throws -> [Int] {
         let name = name ?? defaultName(format, inChannels, outChannels, kernelHeight, kernelWidth)
         guard compressionRatio >= 1, compressionRatio.isFinite else {
@@ -161,15 +179,19 @@ extension FactorizedConv2D {
         let modes = try resolvedModes(format, geometry, channelModes, layer: name)
         let dense = outChannels * inChannels * kernelHeight * kernelWidth
         let budget = Double(dense) / compressionRatio
-        /// The wiring's parameters at uniform rank r, or nil when r is not valid (above a full rank).
+        let step = format == .semiTensorRing ? Swift.max(stpFactor, 1) : 1
+        /// The wiring's parameters at uniform rank r·step, or nil when that rank is not valid (above a full rank).
         func parameters(_ r: Int) -> Int? {
-            guard let (w, _) = try? wiring(format, geometry, ranks: [r], modes: modes, blocks: blocks, layer: name) else { return nil }
+            guard let (w, _) = try? wiring(format, geometry, ranks: [r * step], modes: modes, blocks: blocks, stpFactor: stpFactor,
+                                           layer: name) else { return nil }
             return w.coreShapes.reduce(0) { $0 + $1.reduce(1, *) }
         }
-        guard let atOne = parameters(1), Double(atOne) <= budget else {
-            let best = parameters(1).map { Double(dense) / Double($0) } ?? 0
+        // The smallest rank's wiring throws the format's own error (modes or t that do not fit).
+        let smallest = try wiring(format, geometry, ranks: [step], modes: modes, blocks: blocks, stpFactor: stpFactor, layer: name).0
+            .coreShapes.reduce(0) { $0 + $1.reduce(1, *) }
+        guard Double(smallest) <= budget else {
             throw CompressionError.invalidRanks(layer: name, problem:
-                "no uniform rank reaches a compression ratio of \(compressionRatio) in \(format); rank 1 gives \(String(format: "%.2f", best)); ask for at most that or use another format")
+                "no uniform rank reaches a compression ratio of \(compressionRatio) in \(format); rank \(step) gives \(String(format: "%.2f", Double(dense) / Double(smallest))); ask for at most that or use another format")
         }
         var low = 1
         var high = Swift.max(inChannels, outChannels, kernelHeight * kernelWidth,
@@ -178,6 +200,6 @@ extension FactorizedConv2D {
             let middle = (low + high + 1) / 2
             if let count = parameters(middle), Double(count) <= budget { low = middle } else { high = middle - 1 }
         }
-        return [low]
+        return [low * step]
     }
 }

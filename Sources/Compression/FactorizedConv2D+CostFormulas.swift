@@ -120,20 +120,32 @@ public enum ConvCostFormulas {
     /// TRN (§1.7, [14]) with ring bonds [R_0, R_1, …, R_{d−1}, R_a, R_b, S_1, …, S_{d−1}] (S_0 = R_b, S_d = R_0):
     /// Σ_k R_{k−1}I_kR_k + K²R_aR_b + Σ_k S_{k−1}O_kS_k stored; activation HW·C_inR_0R_a + P·K²R_0R_aR_b +
     /// P·R_0R_bC_out; weight side (merging each chain before absorbing it) Σ_{k=2}^d R_0(∏_{j≤k}I_j)R_{k−1}R_k +
-    /// Σ_{k=2}^d R_b(∏_{j≤k}O_j)S_{k−1}S_k.
+    /// Σ_{k=2}^d R_b(∏_{j≤k}O_j)S_{k−1}S_k. (`semiTensorRing` at t = 1.)
     public static func tensorRing(_ s: ConvLayerShape, inputModes: [Int], outputModes: [Int], ranks b: [Int]) -> ConvClosedFormCost {
+        semiTensorRing(s, inputModes: inputModes, outputModes: outputModes, ranks: b, stpFactor: 1)
+    }
+
+    /// STR-conv (§1.9, [37]): the TRN terms above with every link but the spatial core's STP-linked. Each ring
+    /// core U_k, V_k stores the TR core ÷ t² (its left bond and its mode are divided by t), the spatial core is
+    /// unchanged; the two channel absorptions cost the TR ones ÷ t (HW·C_inR_0R_a/t, P·R_0R_bC_out/t: the
+    /// pass-through index of the closing link, and of the spatial core's output, runs along without being summed),
+    /// the spatial conv P·K²R_0R_aR_b is unchanged, and every chain merge costs the TR one ÷ t³ (two bonds and the
+    /// chain's first mode divided by t).
+    public static func semiTensorRing(_ s: ConvLayerShape, inputModes: [Int], outputModes: [Int], ranks b: [Int],
+                                      stpFactor t: Int) -> ConvClosedFormCost {
         let d = inputModes.count, n = 2 * d + 1
-        precondition(b.count == n, "ConvCostFormulas.tensorRing: \(b.count) ranks for d = \(d) (need 2d + 1)")
+        precondition(b.count == n, "ConvCostFormulas.semiTensorRing: \(b.count) ranks for d = \(d) (need 2d + 1)")
+        let (t2, t3) = (t * t, t * t * t)
         var params = s.kernelArea * b[d] * b[d + 1], weight = 0
         for k in 1...d {
-            params += b[k - 1] * inputModes[k - 1] * b[k] + b[d + k] * outputModes[k - 1] * b[(d + k + 1) % n]
+            params += (b[k - 1] * inputModes[k - 1] * b[k] + b[d + k] * outputModes[k - 1] * b[(d + k + 1) % n]) / t2
             if k >= 2 {
-                weight += b[0] * product(inputModes[..<k]) * b[k - 1] * b[k]
-                weight += b[d + 1] * product(outputModes[..<k]) * b[d + k] * b[(d + k + 1) % n]
+                weight += b[0] * product(inputModes[..<k]) * b[k - 1] * b[k] / t3
+                weight += b[d + 1] * product(outputModes[..<k]) * b[d + k] * b[(d + k + 1) % n] / t3
             }
         }
-        let activation = s.inputPixels * s.inChannels * b[0] * b[d]
-            + s.outputPixels * (s.kernelArea * b[0] * b[d] * b[d + 1] + b[0] * b[d + 1] * s.outChannels)
+        let activation = s.inputPixels * s.inChannels * b[0] * b[d] / t
+            + s.outputPixels * (s.kernelArea * b[0] * b[d] * b[d + 1] + b[0] * b[d + 1] * s.outChannels / t)
         return ConvClosedFormCost(parameters: params, activationSide: activation, weightSide: weight)
     }
 

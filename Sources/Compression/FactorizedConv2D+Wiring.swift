@@ -154,7 +154,7 @@ extension FactorizedConv2D {
         case .svdChannel, .svdSpatial, .cp, .gkpd: return 1
         case .tucker2: return 2
         case .tensorTrain: return d
-        case .tensorRing: return 2 * d + 1
+        case .tensorRing, .semiTensorRing: return 2 * d + 1
         case .hierarchicalTucker: return 2 * d
         case .blockTerm: return d + 1
         }
@@ -181,7 +181,7 @@ extension FactorizedConv2D {
                     "GKPD needs two factors each of C_in = \(ci), C_out = \(co), K_h = \(g.kernelHeight), K_w = \(g.kernelWidth) (𝒜 sizes first), got \(modes); use for example \(suggestion)")
             }
             return modes
-        case .tensorTrain, .tensorRing, .hierarchicalTucker, .blockTerm:
+        case .tensorTrain, .tensorRing, .hierarchicalTucker, .blockTerm, .semiTensorRing:
             let suggestion = ConvChannelModes(input: balancedFactorization(of: ci, into: 2), output: balancedFactorization(of: co, into: 2))
             guard let modes = given else { return suggestion }
             guard !modes.input.isEmpty, modes.input.count == modes.output.count,
@@ -198,9 +198,10 @@ extension FactorizedConv2D {
     /// The wiring of `format` for the geometry, ranks and (resolved) modes, with the ranks expanded.
     ///
     /// - Throws: `CompressionError` for a grouped or empty geometry, ranks of the wrong count, below 1 or above
-    ///   the full rank of a matrix format, or more index letters than the einsum engine has.
+    ///   the full rank of a matrix format, an STP factor that does not divide the linked modes and ranks, or more
+    ///   index letters than the einsum engine has.
     static func wiring(_ format: FactorizedConvFormat, _ g: ConvGeometry, ranks given: [Int], modes: ConvChannelModes,
-                       blocks: Int, layer: String) throws -> (ConvWiring, [Int]) {
+                       blocks: Int, stpFactor: Int = 2, layer: String) throws -> (ConvWiring, [Int]) {
         let (ci, co, kh, kw, p) = (g.inChannels, g.outChannels, g.kernelHeight, g.kernelWidth, g.params)
         guard ci >= 1, co >= 1, kh >= 1, kw >= 1 else {
             throw CompressionError.invalidModes(layer: layer, problem: "channels \(ci) → \(co) and kernel \(kh)×\(kw) must be ≥ 1")
@@ -368,6 +369,41 @@ extension FactorizedConv2D {
             stages = [.spatial(sharedSpatial),
                              channels(network(modes.input + [blocks, ranks[0]], i + [nb, r[0]], modes.output, o, cores: channelCores),
                                       cores: channelCores)]
+        case .semiTensorRing:
+            let n = 2 * d + 1, t = stpFactor
+            // Link j enters ring core j (U_1…U_d, the spatial core, V_1…V_d); all but the spatial core's use the STP.
+            let linked = (0..<n).map { $0 != d && t > 1 }
+            try checkSemiTensorRingConv(t: t, ranks: ranks, modes: modes, linked: linked, layer: layer)
+            let tk = linked.map { $0 ? t : 1 }
+            let l = try pool.next(n, layer), pass = try pool.next(n, layer)
+            /// A mode of size `size` entered by link j: (size/t_j, j's pass-through index).
+            func split(_ size: Int, _ letter: Character, link j: Int) -> (sizes: [Int], letters: [Character]) {
+                linked[j] ? ([size / t, t], [letter, pass[j]]) : ([size], [letter])
+            }
+            /// The right link of core j: (R/t, pass-through index) when linked.
+            func right(of j: Int) -> (sizes: [Int], letters: [Character]) { split(ranks[(j + 1) % n], l[(j + 1) % n], link: (j + 1) % n) }
+            let inputSplit = (0..<d).map { split(modes.input[$0], i[$0], link: $0) }
+            let outputSplit = (0..<d).map { split(modes.output[$0], o[$0], link: d + 1 + $0) }
+            for k in 0..<d {
+                wiring.addCore([ranks[k] / tk[k], modes.input[k] / tk[k]] + right(of: k).sizes, letters: [l[k], i[k]] + right(of: k).letters)
+            }
+            wiring.addCore([ranks[d + 1], ranks[d], kh, kw], view: right(of: d).sizes + [ranks[d], kh, kw],
+                           letters: right(of: d).letters + [l[d], hl, wl])
+            for k in 0..<d {
+                let j = d + 1 + k
+                wiring.addCore([ranks[j] / tk[j], modes.output[k] / tk[j]] + right(of: j).sizes, letters: [l[j], o[k]] + right(of: j).letters)
+            }
+            wiring.weightOutput = outputSplit.flatMap(\.letters) + inputSplit.flatMap(\.letters) + [hl, wl]
+            // Per pixel: (I_k/t, j)… → (R_0/t, j_0, R_a) → conv R_a → R_b → (R_0/t, j_0, R_b/t, j_b) → (O_k/t, j)….
+            let closing = split(ranks[0], l[0], link: 0), spatialOut = right(of: d)
+            let inputCores = Array(0..<d), outputCores = Array((d + 1)...(2 * d))
+            stages = [chainThenAbsorb(network(inputSplit.flatMap(\.sizes), inputSplit.flatMap(\.letters), closing.sizes + [ranks[d]],
+                                              closing.letters + [l[d]], cores: inputCores), cores: inputCores),
+                      .spatial(SpatialStage(core: d, params: p, inputModes: [ranks[0], ranks[d]], permutation: [0, 1], sharedCount: 1,
+                                            outputPermutation: [0, 1])),
+                      chainThenAbsorb(network(closing.sizes + spatialOut.sizes, closing.letters + spatialOut.letters,
+                                              outputSplit.flatMap(\.sizes), outputSplit.flatMap(\.letters), cores: outputCores),
+                                      cores: outputCores)]
         case .gkpd:
             let (c1, c2) = (modes.input[0], modes.input[1]), (f1, f2) = (modes.output[0], modes.output[1])
             let (kh1, kh2) = (modes.kernelHeight[0], modes.kernelHeight[1]), (kw1, kw2) = (modes.kernelWidth[0], modes.kernelWidth[1])
@@ -390,5 +426,25 @@ extension FactorizedConv2D {
         }
         wiring.stages = stages
         return (wiring, ranks)
+    }
+
+    /// Throws unless t ≥ 1 divides every channel mode and the rank of every linked link of STR-conv, proposing a
+    /// valid t or rank.
+    static func checkSemiTensorRingConv(t: Int, ranks: [Int], modes: ConvChannelModes, linked: [Bool], layer: String) throws {
+        guard t >= 1 else {
+            throw CompressionError.invalidRanks(layer: layer, problem: "the STP factor t must be ≥ 1, got \(t)")
+        }
+        let channelModes = modes.input + modes.output
+        if let bad = channelModes.first(where: { $0 % t != 0 }) {
+            let common = channelModes.reduce(0) { greatestCommonDivisor($0, $1) }
+            let choices = (1...Swift.max(common, 1)).filter { common % $0 == 0 }
+            throw CompressionError.invalidModes(layer: layer, problem:
+                "STR-conv splits every channel mode by the STP factor t = \(t), but mode \(bad) of \(modes) is not a multiple of \(t); choose t among \(choices) or channel modes that are multiples of \(t)")
+        }
+        for (j, rank) in ranks.enumerated() where linked[j] && rank % t != 0 {
+            let lower = rank / t * t
+            throw CompressionError.invalidRanks(layer: layer, problem:
+                "STR-conv rank \(j) (\(rank)) links two cores by the STP and must be a multiple of t = \(t); use \(lower >= t ? "\(lower) or \(lower + t)" : "\(t)")")
+        }
     }
 }

@@ -33,8 +33,14 @@ import TensorCore
 ///   ℬ_r ∈ ℝ^{F_2×C_2×K_h2×K_w2} (modes: input [C_1, C_2], output [F_1, F_2], kernel [K_h1, K_h2], [K_w1, K_w2]);
 ///   a grouped conv with ℬ (C_1 groups, padding here), then a conv with 𝒜 at dilation K_h2×K_w2 (stride here).
 ///   Cores ℬ as [R·F_2, C_2, K_h2, K_w2], 𝒜 as [F_1, R·C_1, K_h1, K_w1].
+/// * `semiTensorRing` (§1.9, STR-conv [37]): the `tensorRing` pipeline and ranks with its links joined by the
+///   semi-tensor product of factor t (`stpFactor`): every link but the one entering the spatial core (whose mode
+///   K_hK_w stays whole) stores its left bond as R/t, and its pass-through index j ∈ [t], carried by the previous
+///   core, completes the mode of the core it enters (I_k = (I_k/t, j) or O_k = (O_k/t, j)); each linked core stores
+///   the TR core ÷ t². Cores U_k ∈ ℝ^{(R_{k−1}/t)×(I_k/t)×(R_k/t)×t} (U_d: ×R_a, the spatial link is ordinary), the
+///   spatial core [R_b, R_a, K_h, K_w] (its output channels R_b = (R_b/t, j)), V_k ∈ ℝ^{(S_{k−1}/t)×(O_k/t)×(S_k/t)×t}.
 public enum FactorizedConvFormat: String, Sendable, Equatable, CaseIterable {
-    case svdChannel, svdSpatial, cp, tucker2, tensorTrain, tensorRing, hierarchicalTucker, blockTerm, gkpd
+    case svdChannel, svdSpatial, cp, tucker2, tensorTrain, tensorRing, hierarchicalTucker, blockTerm, gkpd, semiTensorRing
 }
 
 /// The channel factorizations of a factorized conv: C_in = ∏ `input`, C_out = ∏ `output` (same count d), and for
@@ -87,6 +93,8 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     public let channelModes: ConvChannelModes
     /// N_b for `blockTerm` (1 otherwise).
     public let blocks: Int
+    /// t for `semiTensorRing` (1 otherwise).
+    public let stpFactor: Int
     /// The cores, in the order documented on `FactorizedConvFormat`.
     public let cores: [Parameter<Scalar>]
     /// b ∈ ℝ^{C_out}, or nil.
@@ -110,17 +118,19 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     ///   - channelModes: the channel (and for `gkpd` kernel) factorizations; nil picks two balanced factors
     ///     (`balancedFactorization`) and, for `gkpd`, puts the whole kernel in 𝒜 ([K_h, 1], [K_w, 1]); ignored by
     ///     `svdChannel`, `svdSpatial`, `cp` and `tucker2`, which use the channels whole.
+    ///   - stpFactor: t for `semiTensorRing` (ignored by the other formats).
     ///   - executionMode: how the forward pass runs (default `.auto`: measured per input shape, see `autoMode`).
     /// - Throws: `CompressionError` when the geometry, modes, ranks or core shapes do not fit the format.
     public init(format: FactorizedConvFormat, inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int,
                 params: Convolution2D = Convolution2D(), ranks: [Int], channelModes: ConvChannelModes? = nil,
-                blocks: Int = 1, cores coreValues: [Tensor<Scalar>], bias: Tensor<Scalar>? = nil,
+                blocks: Int = 1, stpFactor: Int = 2, cores coreValues: [Tensor<Scalar>], bias: Tensor<Scalar>? = nil,
                 executionMode: ExecutionMode = .auto, name: String? = nil) throws {
         let name = name ?? Self.defaultName(format, inChannels, outChannels, kernelHeight, kernelWidth)
         let geometry = ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelHeight,
                                     kernelWidth: kernelWidth, params: params)
         let modes = try Self.resolvedModes(format, geometry, channelModes, layer: name)
-        let (wiring, ranks) = try Self.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks, layer: name)
+        let (wiring, ranks) = try Self.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks, stpFactor: stpFactor,
+                                              layer: name)
         guard coreValues.map(\.shape) == wiring.coreShapes else {
             throw CompressionError.invalidRanks(layer: name, problem:
                 "core shapes \(coreValues.map(\.shape)) do not fit the \(format) wiring with ranks \(ranks), which expects \(wiring.coreShapes)")
@@ -136,6 +146,7 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
         self.ranks = ranks
         self.channelModes = modes
         self.blocks = format == .blockTerm ? blocks : 1
+        self.stpFactor = format == .semiTensorRing ? stpFactor : 1
         self.cores = coreValues.map { Parameter($0) }
         self.bias = bias.map { Parameter($0) }
         self.name = name
@@ -150,12 +161,13 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     /// - Throws: as that initializer.
     public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                             dilation: Int = 1, format: FactorizedConvFormat, ranks: [Int],
-                            channelModes: ConvChannelModes? = nil, blocks: Int = 1, bias: Bool = true,
+                            channelModes: ConvChannelModes? = nil, blocks: Int = 1, stpFactor: Int = 2, bias: Bool = true,
                             initialization: FactorInitialization = .kaiming, calibrated: Bool = true,
                             executionMode: ExecutionMode = .auto, name: String? = nil, generator: inout SeededGenerator) throws {
         try self.init(format: format, inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelSize,
                       kernelWidth: kernelSize, params: Convolution2D(stride: stride, padding: padding, dilation: dilation),
-                      ranks: ranks, channelModes: channelModes, blocks: blocks, bias: bias, initialization: initialization,
+                      ranks: ranks, channelModes: channelModes, blocks: blocks, stpFactor: stpFactor, bias: bias,
+                      initialization: initialization,
                       calibrated: calibrated, executionMode: executionMode, name: name, generator: &generator)
     }
 
@@ -169,14 +181,15 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     /// - Throws: `CompressionError` for modes or ranks that do not fit (the message proposes a valid setting).
     public convenience init(format: FactorizedConvFormat, inChannels: Int, outChannels: Int, kernelHeight: Int,
                             kernelWidth: Int, params: Convolution2D = Convolution2D(), ranks: [Int],
-                            channelModes: ConvChannelModes? = nil, blocks: Int = 1, bias: Bool = true,
+                            channelModes: ConvChannelModes? = nil, blocks: Int = 1, stpFactor: Int = 2, bias: Bool = true,
                             initialization: FactorInitialization = .kaiming, calibrated: Bool = true,
                             executionMode: ExecutionMode = .auto, name: String? = nil, generator: inout SeededGenerator) throws {
         let name = name ?? Self.defaultName(format, inChannels, outChannels, kernelHeight, kernelWidth)
         let geometry = ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelHeight,
                                     kernelWidth: kernelWidth, params: params)
         let modes = try Self.resolvedModes(format, geometry, channelModes, layer: name)
-        let (wiring, _) = try Self.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks, layer: name)
+        let (wiring, _) = try Self.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks, stpFactor: stpFactor,
+                                          layer: name)
         let area = kernelHeight * kernelWidth
         let v = initialization.targetVariance(inputFeatures: inChannels * area, outputFeatures: outChannels * area)
         guard v > 0, v.isFinite else {
@@ -189,7 +202,8 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
         }
         try self.init(format: format, inChannels: inChannels, outChannels: outChannels, kernelHeight: kernelHeight,
                       kernelWidth: kernelWidth, params: params, ranks: ranks, channelModes: modes, blocks: blocks,
-                      cores: values, bias: bias ? Tensor.zeros([outChannels]) : nil, executionMode: executionMode, name: name)
+                      stpFactor: stpFactor, cores: values, bias: bias ? Tensor.zeros([outChannels]) : nil,
+                      executionMode: executionMode, name: name)
         if calibrated {
             let w = reconstructWeight()
             let meanSquare = Double(w.squaredNorm()) / Double(w.scalarCount)
@@ -355,6 +369,7 @@ extension FactorizedConv2D {
         var parts = ["\(inChannels) → \(outChannels)", "\(kernelSize.height)×\(kernelSize.width)", "ranks \(ranks)"]
         if !channelModes.input.isEmpty { parts.append("modes \(channelModes)") }
         if blocks != 1 { parts.append("\(blocks) blocks") }
+        if format == .semiTensorRing { parts.append("t = \(stpFactor)") }
         if params.strideHeight != 1 || params.strideWidth != 1 { parts.append("stride \(params.strideHeight)") }
         if params.paddingTop != 0 || params.paddingLeft != 0 { parts.append("padding \(params.paddingTop)") }
         if bias == nil { parts.append("no bias") }

@@ -1,7 +1,7 @@
 extension FactorizedConvFormat {
     /// The conv form of an FC format (METHODS §1): svd → `svdChannel`, cp → `cp` [12], tucker → `tucker2` [9],
     /// tt → `tensorTrain` [38], tr → `tensorRing` [14], ht → `hierarchicalTucker`, btd → `blockTerm` [39],
-    /// kpd → `gkpd` [36]; nil for stt and str, which have no conv form here.
+    /// kpd → `gkpd` [36], str → `semiTensorRing` [37]; nil for stt, which has no conv form here.
     public init?(_ format: FactorizedFormat) {
         switch format {
         case .svd: self = .svdChannel
@@ -12,7 +12,8 @@ extension FactorizedConvFormat {
         case .hierarchicalTucker: self = .hierarchicalTucker
         case .blockTerm: self = .blockTerm
         case .kronecker: self = .gkpd
-        case .semiTensorTrain, .semiTensorRing: return nil
+        case .semiTensorRing: self = .semiTensorRing
+        case .semiTensorTrain: return nil
         }
     }
 
@@ -29,7 +30,7 @@ extension FactorizedConvFormat {
         }
     }
 
-    /// The short name: svd-channel, svd-spatial, cp, tucker2, tt, tr, ht, btd, gkpd.
+    /// The short name: svd-channel, svd-spatial, cp, tucker2, tt, tr, ht, btd, gkpd, str.
     public var shortName: String {
         switch self {
         case .svdChannel: return "svd-channel"
@@ -41,6 +42,7 @@ extension FactorizedConvFormat {
         case .hierarchicalTucker: return "ht"
         case .blockTerm: return "btd"
         case .gkpd: return "gkpd"
+        case .semiTensorRing: return "str"
         }
     }
 }

@@ -282,4 +282,4 @@ extension FactorizedLinear {
 }
 
 /// The greatest common divisor (gcd(0, n) = n).
-private func greatestCommonDivisor(_ a: Int, _ b: Int) -> Int { b == 0 ? a : greatestCommonDivisor(b, a % b) }
+func greatestCommonDivisor(_ a: Int, _ b: Int) -> Int { b == 0 ? a : greatestCommonDivisor(b, a % b) }

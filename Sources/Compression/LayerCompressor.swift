@@ -57,7 +57,7 @@ public enum CompressionFormat: String, Sendable, Codable, CaseIterable {
     }
 
     /// The factorized conv format of the same name (SVD: the channel variant, a K×K conv to R channels then 1×1;
-    /// Tucker: Tucker-2 [9]; KPD: GKPD [36]), or nil where LowRank has no conv form (STT, STR).
+    /// Tucker: Tucker-2 [9]; KPD: GKPD [36]; STR: STR-conv [37]), or nil where LowRank has no conv form (STT).
     public var convolutionFormat: FactorizedConvFormat? { FactorizedConvFormat(linearFormat) }
 }
 
@@ -187,7 +187,7 @@ public enum LayerCompressor {
     }
 
     /// The factorized replacement of a `Conv2D` in `format` (`CompressionFormat.convolutionFormat`: SVD channel,
-    /// CP [12], Tucker-2 [9], TT [38], TR [14], HT, BTD, GKPD [36]) through `FactorizedConv2D.converting`, with
+    /// CP [12], Tucker-2 [9], TT [38], TR [14], HT, BTD, GKPD [36], STR [37]) through `FactorizedConv2D.converting`, with
     /// two balanced channel factors and, for a ratio, the largest uniform rank that reaches it
     /// (`FactorizedConv2D.uniformRanks`); or the reason it does not apply (no conv form, a grouped conv, a ratio
     /// no rank reaches, channels that do not split).
@@ -201,8 +201,9 @@ public enum LayerCompressor {
         }
         let (kh, kw) = conv.kernelSize
         let blocks = convFormat == .blockTerm ? options.blocks : 1
+        let stpFactor = convFormat == .semiTensorRing ? options.stpFactor : 1
         var cpOptions = CPALSOptions<Scalar>()
-        cpOptions.maxIterations = options.alsIterations
+        cpOptions.maxIterations = convFormat == .semiTensorRing ? options.semiTensorSweeps : options.alsIterations
         let layer: FactorizedConv2D<Scalar>
         do {
             let decompositionTarget: RankTarget<Scalar>
@@ -212,14 +213,14 @@ public enum LayerCompressor {
             case let .ratio(ratio):
                 decompositionTarget = .ranks(try FactorizedConv2D<Scalar>.uniformRanks(
                     format: convFormat, inChannels: conv.inChannels, outChannels: conv.outChannels, kernelHeight: kh,
-                    kernelWidth: kw, blocks: blocks, compressionRatio: ratio, name: name))
+                    kernelWidth: kw, blocks: blocks, stpFactor: stpFactor, compressionRatio: ratio, name: name))
             }
             if convFormat == .blockTerm, case let .ranks(ranks) = decompositionTarget, ranks.count > 1,
                let reason = blockTermSystemTooLarge(blocks * ranks.reduce(1, *), options: options) {
                 return .keptDense(reason: reason)
             }
             layer = try FactorizedConv2D.converting(conv, format: convFormat, target: decompositionTarget, blocks: blocks,
-                                                    cpOptions: cpOptions, name: name)
+                                                    stpFactor: stpFactor, cpOptions: cpOptions, name: name)
         } catch let error as CompressionError {
             return .keptDense(reason: error.description)
         }
@@ -231,7 +232,8 @@ public enum LayerCompressor {
                     "kernelModes": modes.kernelHeight + modes.kernelWidth,
                     "geometry": [layer.params.strideHeight, layer.params.strideWidth, layer.params.paddingTop,
                                  layer.params.paddingBottom, layer.params.paddingLeft, layer.params.paddingRight,
-                                 layer.params.dilationHeight, layer.params.dilationWidth]])
+                                 layer.params.dilationHeight, layer.params.dilationWidth]]
+                .merging(convFormat == .semiTensorRing ? ["stpFactor": [stpFactor]] : [:]) { $1 })
         return .replaced(layer, record)
     }
 
@@ -258,7 +260,8 @@ public enum LayerCompressor {
         return try FactorizedConv2D<Scalar>(format: format, inChannels: channels[0], outChannels: channels[1],
                                             kernelHeight: kernel[0], kernelWidth: kernel[1], params: params,
                                             ranks: record.ranks, channelModes: modes, blocks: record.blocks,
-                                            bias: record.bias, calibrated: false, name: record.name, generator: &generator)
+                                            stpFactor: record.extra["stpFactor"]?.first ?? 1, bias: record.bias, calibrated: false,
+                                            name: record.name, generator: &generator)
     }
 
     /// Rebuilds a factorized layer from its record with zero cores (a checkpoint then restores them).

@@ -6,7 +6,9 @@ import TensorCore
 ///
 /// The input x ∈ ℝ^{B×I} is viewed as 𝒳 ∈ ℝ^{B×I_1×⋯×I_d} (row-major, METHODS §0.1) and the output as
 /// 𝒴 ∈ ℝ^{B×O_1×⋯×O_d}. Every core carries one index letter per dimension; a letter shared with the input is an
-/// input mode, a letter shared with the output an output mode, any other letter a bond (a rank index, summed).
+/// input mode, a letter shared with the output an output mode, any other letter a bond (a rank index, summed). A
+/// letter of both the input and the output that labels no core is carried through like the batch (STR-conv's
+/// pass-through indices, whose δ-coupling spans two stages).
 /// Two einsum expressions follow from the letters:
 /// * the forward expression "B i₁…i_d, core₁, …, core_F → B o₁…o_d" (activation side, scales with the batch);
 /// * the weight expression "core₁, …, core_F → i₁…i_d o₁…o_d", whose result reshaped to I×O is W of
@@ -33,7 +35,8 @@ public struct TensorNetwork: Sendable, Equatable, CustomStringConvertible {
     /// A network from its letters and shapes.
     ///
     /// - Precondition: one letter per mode and per core dimension, equal sizes for equal letters (checked by
-    ///   `EinsumExpression`), every input and output letter used by some core, the batch letter used nowhere else.
+    ///   `EinsumExpression`), every input and output letter used by some core or carried (in both), the batch letter
+    ///   used nowhere else.
     public init(inputModes: [Int], outputModes: [Int], batchLetter: Character, inputLetters: [Character],
                 outputLetters: [Character], coreLetters: [[Character]], coreShapes: [[Int]]) {
         precondition(inputModes.count == inputLetters.count && outputModes.count == outputLetters.count,
@@ -43,7 +46,8 @@ public struct TensorNetwork: Sendable, Equatable, CustomStringConvertible {
         let used = Set(coreLetters.joined())
         precondition(!used.contains(batchLetter), "TensorNetwork: the batch letter \(batchLetter) also labels a core")
         for letter in inputLetters + outputLetters {
-            precondition(used.contains(letter), "TensorNetwork: mode letter \(letter) is used by no core")
+            precondition(used.contains(letter) || inputLetters.contains(letter) && outputLetters.contains(letter),
+                         "TensorNetwork: mode letter \(letter) is used by no core and not carried from input to output")
         }
         self.inputModes = inputModes
         self.outputModes = outputModes
@@ -109,9 +113,11 @@ public struct TensorNetwork: Sendable, Equatable, CustomStringConvertible {
         return EinsumExpression(spec, shapes: [[batch] + inputModes] + coreShapes)
     }
 
-    /// "core, … → i… o…": the weight tensor 𝒲 ∈ ℝ^{I_1×⋯×I_d×O_1×⋯×O_d}.
+    /// "core, … → i… o…": the weight tensor 𝒲 ∈ ℝ^{I_1×⋯×I_d×O_1×⋯×O_d} (without carried letters, on which the
+    /// network is the identity).
     public var weightExpression: EinsumExpression {
-        let spec = coreLetters.map { String($0) }.joined(separator: ",") + "->" + String(inputLetters + outputLetters)
+        let used = Set(coreLetters.joined())
+        let spec = coreLetters.map { String($0) }.joined(separator: ",") + "->" + String((inputLetters + outputLetters).filter(used.contains))
         return EinsumExpression(spec, shapes: coreShapes)
     }
 

@@ -126,7 +126,7 @@ public indirect enum AnyDecomposition<Scalar: TensorScalar>: Sendable {
 /// - `lowrank_version`: the version of this layout (`FactorFile.version`);
 /// - format-specific keys: `modes` (tucker), `input_modes` and `output_modes` (ttm), `tree` and
 ///   `transfer_nodes` (ht), `blocks` (btd), `left_shape` and `right_shape` (kpd, gkpd), `stp_factors` (sttu),
-///   `stp_factor` (stt, str);
+///   `stp_factor` (stt, str), `stp_unlinked` (str whose links k listed there are ordinary, e.g. STR-conv's kernel core);
 /// - any extra keys the caller passes (the `lowrank` tool records the algorithm and the relative error).
 ///
 /// Tensor names follow TensorLy where it has the format: CP `weights` (R) and `factor.k` (n_k×R); Tucker
@@ -300,8 +300,12 @@ enum FactorLayout {
             c.metadata["stp_factor"] = "\(x.stpFactor)"
         case let .str(x):
             let d = x.cores.count
-            c.tensors = x.cores.enumerated().map { k, core in ("core.\(k)", "R_\(k)/t x n_\(k)/t x R_\((k + 1) % d)", core) }
+            c.tensors = x.cores.enumerated().map { k, core in
+                ("core.\(k)", x.linked[k] ? "R_\(k)/t x n_\(k)/t x R_\((k + 1) % d)" : "R_\(k) x n_\(k) x R_\((k + 1) % d)", core)
+            }
             c.metadata["stp_factor"] = "\(x.stpFactor)"
+            let unlinked = (0..<d).filter { !x.linked[$0] }
+            if !unlinked.isEmpty { c.metadata["stp_unlinked"] = json(unlinked) }
         }
         return c
     }
@@ -606,7 +610,8 @@ struct FactorReader<Scalar: TensorScalar> {
                 }
                 chain = r
             }
-            let linked = ring ? Array(0..<d) : Array(1..<d)
+            let unlinked = ring && file.metadata["stp_unlinked"] != nil ? try intList("stp_unlinked", hint: "the ordinary links of the ring", minimum: 0) : []
+            let linked = (ring ? Array(0..<d) : Array(1..<d)).filter { !unlinked.contains($0) }
             for k in linked where shape[k] % t != 0 || chain[k] % t != 0 {
                 throw failure("STP factor t = \(t) must divide n_\(k) = \(shape[k]) and R_\(k) = \(chain[k])")
             }
@@ -614,9 +619,10 @@ struct FactorReader<Scalar: TensorScalar> {
             let cores = try (0..<d).map { k -> Tensor<Scalar> in
                 let isLinked = linked.contains(k)
                 return try tensor("core.\(k)", [isLinked ? chain[k] / t : chain[k], isLinked ? shape[k] / t : shape[k], chain[k + 1]],
-                                  isLinked ? "R_\(k)/t x n_\(k)/t x R_\(k + 1)" : "1 x n_0 x R_1")
+                                  isLinked ? "R_\(k)/t x n_\(k)/t x R_\(k + 1)" : "R_\(k) x n_\(k) x R_\(k + 1)")
             }
-            return ring ? .str(SemiTensorRing(cores: cores, stpFactor: t)) : .stt(SemiTensorTrain(cores: cores, stpFactor: t))
+            return ring ? .str(SemiTensorRing(cores: cores, stpFactor: t, linked: (0..<d).map(linked.contains)))
+                : .stt(SemiTensorTrain(cores: cores, stpFactor: t))
         default:
             throw failure("unknown factor format '\(format)'; known formats are \(AnyDecomposition<Scalar>.formatNames.joined(separator: ", "))")
         }

@@ -325,14 +325,20 @@ private struct STPRing<Scalar: TensorScalar> {
 }
 
 /// Validates an STT/STR request and returns the ring ranks R_0..R_{d−1} (R_0 = 1 for a train) and the per-core t.
+/// `ringLinks` (STR only) says which links use the STP (nil: all).
 private func stpRingSetup<Scalar: TensorScalar>(_ tensor: Tensor<Scalar>, t: Int, target: RankTarget<Scalar>, ring: Bool,
-                                                format: String) throws -> (ranks: [Int], t: [Int]) {
+                                                ringLinks: [Bool]? = nil, format: String) throws -> (ranks: [Int], t: [Int]) {
     try validate(tensor, target: target, format: format)
     let d = tensor.rank, shape = tensor.shape
     guard d >= 2, shape.allSatisfy({ $0 >= 1 }) else {
         throw DecompositionError.shapeMismatch(format: format, problem: "\(format.uppercased()) needs a non-empty tensor of order ≥ 2, got shape \(shape)")
     }
-    let linked = ring ? Array(0..<d) : Array(1..<d)  // cores whose left link uses the STP
+    if let ringLinks, ringLinks.count != d {
+        throw DecompositionError.shapeMismatch(format: format, problem:
+            "\(ringLinks.count) link flags for an order-\(d) tensor; pass one per core (link k enters core k)")
+    }
+    // Cores whose left link uses the STP.
+    let linked = ring ? (0..<d).filter { ringLinks?[$0] ?? true } : Array(1..<d)
     for k in linked { try stpCheckDivides(t, shape[k], what: "J_\(k)", format: format) }
     var tk = [Int](repeating: 1, count: d)
     for k in linked { tk[k] = t }
@@ -345,7 +351,7 @@ private func stpRingSetup<Scalar: TensorScalar>(_ tensor: Tensor<Scalar>, t: Int
     }
     let clamp = { (r: Int, k: Int) -> Int in
         if !ring && k == 0 { return 1 }
-        return Swift.max(t, Swift.min(r, bound[k]) / t * t)
+        return Swift.max(tk[k], Swift.min(r, bound[k]) / tk[k] * tk[k])
     }
     let storage = { (r: [Int]) -> Int in
         (0..<d).reduce(0) { $0 + r[$1] * shape[$1] * r[($1 + 1) % d] / (tk[$1] * tk[$1]) }
@@ -437,37 +443,48 @@ public struct SemiTensorTrain<Scalar: TensorScalar>: TensorDecomposition {
     }
 }
 
-/// Semi-tensor ring (STR) [37], formulation of METHODS §1.9: a tensor ring whose every link uses the
-/// semi-tensor product. Core k stores 𝒢_k ∈ ℝ^{(R_k/t)×(J_k/t)×R_{k+1}} (0-based, R_d = R_0) and acts as the
+/// Semi-tensor ring (STR) [37], formulation of METHODS §1.9: a tensor ring whose links use the semi-tensor
+/// product. A linked core k stores 𝒢_k ∈ ℝ^{(R_k/t)×(J_k/t)×R_{k+1}} (0-based, R_d = R_0) and acts as the
 /// ordinary TR core 𝒢_k^eff[(α,j),(m,j'),r] = δ_{jj'}·𝒢_k[α,m,r] of shape R_k×J_k×R_{k+1} (`effectiveCores`);
 /// 𝒳[j_0..j_{d−1}] = Tr(∏_k 𝒢_k^eff[:, j_k, :]). `ranks` is [R_0, …, R_{d−1}] (TensorLy's TR convention
-/// without the repeated R_0). Storage Σ_k R_kJ_kR_{k+1}/t²: the TR storage divided by t².
+/// without the repeated R_0). Every link is linked by default (storage Σ_k R_kJ_kR_{k+1}/t²: the TR storage
+/// divided by t²); `linked` may leave some ordinary (core k then stores R_k×J_k×R_{k+1}), as STR-conv does for the
+/// kernel core, whose mode K_hK_w is not a multiple of t in general.
 public struct SemiTensorRing<Scalar: TensorScalar>: TensorDecomposition {
     /// "str".
     public static var formatName: String { "str" }
     /// Shape of the full tensor.
     public let shape: [Int]
-    /// The stored cores (R_k/t)×(J_k/t)×R_{k+1}.
+    /// The stored cores (R_k/t)×(J_k/t)×R_{k+1} (R_k×J_k×R_{k+1} where link k is not linked).
     public private(set) var cores: [Tensor<Scalar>]
     /// The STP factor t.
     public let stpFactor: Int
+    /// Whether link k (entering core k) uses the STP.
+    public let linked: [Bool]
 
-    /// Wraps given cores (preconditions: shapes as documented, ranks matching around the ring).
-    public init(cores: [Tensor<Scalar>], stpFactor t: Int) {
-        precondition(cores.count >= 2 && t >= 1, "SemiTensorRing: need at least 2 cores and t ≥ 1, got \(cores.count) cores, t = \(t)")
+    /// Wraps given cores (preconditions: shapes as documented, ranks matching around the ring); `linked` nil links
+    /// every core.
+    public init(cores: [Tensor<Scalar>], stpFactor t: Int, linked: [Bool]? = nil) {
+        let linked = linked ?? [Bool](repeating: true, count: cores.count)
+        precondition(cores.count >= 2 && t >= 1 && linked.count == cores.count,
+                     "SemiTensorRing: need at least 2 cores, t ≥ 1 and one link flag per core, got \(cores.count) cores, t = \(t), \(linked.count) flags")
         for k in 0..<cores.count {
             let previous = cores[(k + cores.count - 1) % cores.count]
-            precondition(cores[k].rank == 3 && previous.rank == 3 && cores[k].shape[0] * t == previous.shape[2],
-                         "SemiTensorRing: core \(k) has shape \(cores[k].shape); its first size times t = \(t) must equal the last size of the previous core \(previous.shape)")
+            let tk = linked[k] ? t : 1
+            precondition(cores[k].rank == 3 && previous.rank == 3 && cores[k].shape[0] * tk == previous.shape[2],
+                         "SemiTensorRing: core \(k) has shape \(cores[k].shape); its first size times \(tk) must equal the last size of the previous core \(previous.shape)")
         }
         self.cores = cores
         self.stpFactor = t
-        self.shape = cores.map { $0.shape[1] * t }
+        self.linked = linked
+        self.shape = zip(cores, linked).map { $0.shape[1] * ($1 ? t : 1) }
     }
 
-    private var ring: STPRing<Scalar> { STPRing(cores: cores, t: [Int](repeating: stpFactor, count: cores.count)) }
+    /// The per-core factors t_k (t where linked, else 1).
+    private var factors: [Int] { linked.map { $0 ? stpFactor : 1 } }
+    private var ring: STPRing<Scalar> { STPRing(cores: cores, t: factors) }
     /// [R_0, …, R_{d−1}].
-    public var ranks: [Int] { cores.map { $0.shape[0] * stpFactor } }
+    public var ranks: [Int] { zip(cores, factors).map { $0.shape[0] * $1 } }
     /// Σ_k stored core sizes.
     public var parameterCount: Int { cores.reduce(0) { $0 + $1.scalarCount } }
     /// The ordinary TR cores R_k×J_k×R_{k+1}.
@@ -477,21 +494,22 @@ public struct SemiTensorRing<Scalar: TensorScalar>: TensorDecomposition {
 
     /// STR by ALS on the small cores (derived; as `SemiTensorTrain.decompose`, around the ring).
     ///
-    /// Targets: `.ranks` (1 or d ring ranks, each a multiple of t; a ring bond has no per-bond bound smaller than
-    /// ∏J, so ranks are only clamped to the largest multiple of t not above ∏J); `.compressionRatio(c)` the
-    /// largest uniform rank (multiple of t) with storage ≤ (∏J)/c (t when none fits). `.relativeError` is not
+    /// Targets: `.ranks` (1 or d ring ranks, each linked one a multiple of t; a ring bond has no per-bond bound
+    /// smaller than ∏J, so ranks are only clamped to the largest multiple of t not above ∏J); `.compressionRatio(c)`
+    /// the largest uniform rank (multiple of t) with storage ≤ (∏J)/c (t when none fits). `.relativeError` is not
     /// supported.
-    /// - Throws: `DecompositionError` for NaN/∞, order < 2, a t that does not divide every J_k (lists divisors),
-    ///   ranks not multiples of t, an ε target; `TensorError` if a least-squares solve fails.
-    public static func decompose(_ tensor: Tensor<Scalar>, stpFactor t: Int, target: RankTarget<Scalar>, seed: UInt64 = 0,
-                                 maxIterations: Int = 200,
+    /// - Parameter linked: which links use the STP (link k enters core k; nil: all).
+    /// - Throws: `DecompositionError` for NaN/∞, order < 2, a t that does not divide the J_k of every linked core
+    ///   (lists divisors), linked ranks not multiples of t, an ε target; `TensorError` if a least-squares solve fails.
+    public static func decompose(_ tensor: Tensor<Scalar>, stpFactor t: Int, linked: [Bool]? = nil, target: RankTarget<Scalar>,
+                                 seed: UInt64 = 0, maxIterations: Int = 200,
                                  tolerance: Double = 1e-12) throws -> (decomposition: SemiTensorRing<Scalar>, report: ConvergenceReport) {
-        let (ranks, tk) = try stpRingSetup(tensor, t: t, target: target, ring: true, format: formatName)
+        let (ranks, tk) = try stpRingSetup(tensor, t: t, target: target, ring: true, ringLinks: linked, format: formatName)
         guard maxIterations >= 1 else {
             throw DecompositionError.invalidTarget(format: formatName, problem: "maxIterations must be at least 1, got \(maxIterations)")
         }
         let (ring, report) = try STPRing.als(tensor, ranks: ranks, t: tk, seed: seed, maxIterations: maxIterations,
                                              tolerance: tolerance)
-        return (SemiTensorRing(cores: ring.cores, stpFactor: t), report)
+        return (SemiTensorRing(cores: ring.cores, stpFactor: t, linked: linked), report)
     }
 }

@@ -14,7 +14,7 @@ struct Cost: ParsableCommand {
         gkpd, stt, str) and --ranks, every linear layer is priced as a pre-set factorized layer of that format (its \
         features split into --cores balanced modes; KPD uses 2, SVD 1) and every convolution as a pre-set \
         FactorizedConv2D of the format's conv form (svd: channel SVD, tucker: Tucker-2, kpd: GKPD; channels split \
-        into 2 balanced modes; stt and str have none). A layer the format cannot take stays dense, with the reason \
+        into 2 balanced modes; str: STR-conv with --stp-factor; stt has none). A layer the format cannot take stays dense, with the reason \
         printed. MACs and memory come from the einsum engine's exact \
         counts at --batch; energy from METHODS §8's fp32 per-operation energies (weights on chip when the model \
         fits in 1 MiB). Factorized layers list both execution modes; * marks the one auto picks.
@@ -96,7 +96,8 @@ struct Cost: ParsableCommand {
                         replacing[summary.name] = try factorizedLinear(linear, name: summary.name, format: format)
                     } else if let conv = leaves[summary.name] as? Conv2D<Float> {
                         replacing[summary.name] = try factorizedConvolution(conv, name: summary.name, format: format,
-                                                                            ranks: parsedRanks!, executionMode: executionMode!)
+                                                                            ranks: parsedRanks!, stpFactor: stpFactor,
+                                                                            executionMode: executionMode!)
                     }
                 } catch {
                     notes.append("\(summary.name) kept dense: \(error)")
@@ -203,7 +204,7 @@ struct Cost: ParsableCommand {
 /// irrelevant to the costs; channels split into two balanced modes where the format splits them).
 ///
 /// - Throws: `CompressionError` when the format has no conv form or does not fit the conv (the caller keeps it dense).
-func factorizedConvolution(_ conv: Conv2D<Float>, name: String, format: FactorizedFormat, ranks: [Int],
+func factorizedConvolution(_ conv: Conv2D<Float>, name: String, format: FactorizedFormat, ranks: [Int], stpFactor: Int,
                            executionMode: ExecutionMode) throws -> FactorizedConv2D<Float> {
     guard let convFormat = FactorizedConvFormat(format) else {
         throw CompressionError.unsupportedFormat(layer: name, problem:
@@ -213,7 +214,7 @@ func factorizedConvolution(_ conv: Conv2D<Float>, name: String, format: Factoriz
     var generator = SeededGenerator(seed: 0)
     return try FactorizedConv2D<Float>(format: convFormat, inChannels: conv.inChannels, outChannels: conv.outChannels,
                                        kernelHeight: conv.kernelSize.height, kernelWidth: conv.kernelSize.width,
-                                       params: conv.params, ranks: ranks, bias: conv.bias != nil,
+                                       params: conv.params, ranks: ranks, stpFactor: stpFactor, bias: conv.bias != nil,
                                        executionMode: executionMode, name: name, generator: &generator)
 }
 

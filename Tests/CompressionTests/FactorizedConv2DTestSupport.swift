@@ -17,6 +17,7 @@ struct FactorizedConvCase: Sendable, CustomStringConvertible {
     var ranks: [Int]
     var modes: ConvChannelModes? = nil
     var blocks = 1
+    var stpFactor = 2
     /// The conversion target that reproduces the kernel exactly (full ranks or ε = 0).
     var fullTarget: RankTarget<Double>
     /// Convert a kernel drawn in the format at `ranks` (exactly representable) instead of a generic one.
@@ -47,6 +48,10 @@ struct FactorizedConvCase: Sendable, CustomStringConvertible {
         FactorizedConvCase(format: .gkpd, inChannels: 4, outChannels: 6, params: Convolution2D(stride: 2, padding: 1), ranks: [2],
                  modes: ConvChannelModes(input: [2, 2], output: [3, 2], kernelHeight: [3, 1], kernelWidth: [1, 3]),
                  fullTarget: .ranks([12])),
+        // STR-ALS recovers a kernel that is exactly STR at the same ranks (the spatial link R_a = 3 is ordinary).
+        FactorizedConvCase(format: .semiTensorRing, inChannels: 4, outChannels: 8, params: Convolution2D(stride: 2, padding: 1),
+                 ranks: [2, 4, 3, 2, 2], modes: ConvChannelModes(input: [2, 2], output: [2, 4]), fullTarget: .ranks([2, 4, 3, 2, 2]),
+                 kernelInFormat: true),
     ]
 
     /// A pre-set layer (raw variance rule, no calibration) with a random bias.
@@ -54,7 +59,7 @@ struct FactorizedConvCase: Sendable, CustomStringConvertible {
         var generator = SeededGenerator(seed: seed)
         let layer = try FactorizedConv2D<Double>(format: format, inChannels: inChannels, outChannels: outChannels,
                                                  kernelHeight: kernelHeight, kernelWidth: kernelWidth, params: params,
-                                                 ranks: ranks, channelModes: modes, blocks: blocks, calibrated: false,
+                                                 ranks: ranks, channelModes: modes, blocks: blocks, stpFactor: stpFactor, calibrated: false,
                                                  generator: &generator)
         layer.bias!.value = Tensor.randomNormal([outChannels], seed: seed &+ 99)
         return layer

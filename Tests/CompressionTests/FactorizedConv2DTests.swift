@@ -50,6 +50,7 @@ import TensorCore
         let dense = Conv2D<Double>(weight: kernel, bias: Tensor.randomNormal([testCase.outChannels], seed: 32), params: testCase.params)
         let layer = try FactorizedConv2D<Double>.converting(dense, format: testCase.format, target: testCase.fullTarget,
                                                            channelModes: testCase.modes, blocks: testCase.blocks,
+                                                           stpFactor: testCase.stpFactor,
                                                            cpOptions: CPALSOptions(maxIterations: 5000, tolerance: 1e-15))
         let x = Tensor<Double>.randomNormal([2, 7, 6, testCase.inChannels], seed: 33)
         let reference = dense(Variable(constant: x), mode: .inference).value
@@ -96,6 +97,30 @@ import TensorCore
             #expect(layer.outputShape(forInput: [9, 9, 8]) == dense.outputShape(forInput: [9, 9, 8]))
             #expect(layer.compressionRatio > 1)
         }
+    }
+
+    /// STR-conv's kernel is the STR decomposition (spatial link ordinary) of the ring-ordered kernel built from the
+    /// same small cores, and each ring core stores the TRN core ÷ t² (the shared pass-through letter is the STP's
+    /// Kronecker-with-identity).
+    @Test func semiTensorRingKernelEqualsTheDecompositionOfItsCores() throws {
+        let (modes, ranks, t) = (ConvChannelModes(input: [2, 4], output: [4, 2]), [2, 4, 3, 2, 4], 2)
+        var generator = SeededGenerator(seed: 8)
+        let layer = try FactorizedConv2D<Double>(inChannels: 8, outChannels: 8, kernelSize: 3, format: .semiTensorRing, ranks: ranks,
+                                                 channelModes: modes, stpFactor: t, generator: &generator)
+        let small = layer.cores.enumerated().map { j, core -> Tensor<Double> in
+            let v = core.value
+            return j == 2 ? v.permuted([1, 2, 3, 0]).reshaped([v.shape[1], 9, v.shape[0]])
+                : v.reshaped([v.shape[0], v.shape[1], v.shape[2...].reduce(1, *)])
+        }
+        let str = SemiTensorRing(cores: small, stpFactor: t, linked: [true, true, false, true, true])
+        let ringOrder = layer.reconstructWeight().reshaped([4, 2, 2, 4, 9]).permuted([2, 3, 4, 0, 1])
+        #expect(relativeDifference(str.reconstruct(), ringOrder) <= 1e-13)
+        #expect(layer.coreParameterCount == str.parameterCount)
+        var trGenerator = SeededGenerator(seed: 8)
+        let tr = try FactorizedConv2D<Double>(inChannels: 8, outChannels: 8, kernelSize: 3, format: .tensorRing, ranks: ranks,
+                                              channelModes: modes, generator: &trGenerator)
+        let spatial = 9 * 3 * 2
+        #expect(layer.coreParameterCount - spatial == (tr.coreParameterCount - spatial) / (t * t))
     }
 
     /// Parameters are named cores.0, …, bias, and count the cores plus the bias.
@@ -180,6 +205,31 @@ import TensorCore
         }
     }
 
+    /// STR-conv on channel modes divisible by t (t = 1 is TRN, checked through `tensorRing` above).
+    @Test func semiTensorRingMatchesClosedForm() throws {
+        let grid: [(ConvChannelModes, Int)] = [(ConvChannelModes(input: [4], output: [6]), 2),
+                                               (ConvChannelModes(input: [2, 4], output: [4, 2]), 2),
+                                               (ConvChannelModes(input: [2, 2, 2], output: [2, 4, 2]), 2),
+                                               (ConvChannelModes(input: [3, 6], output: [3, 3]), 3)]
+        for g in Self.geometries {
+            for (modes, t) in grid {
+                let (ci, co, d) = (modes.input.reduce(1, *), modes.output.reduce(1, *), modes.input.count)
+                for r in [1, 2] {
+                    // Linked links take multiples of t; the spatial core's link (index d) any rank.
+                    let ranks = (0..<(2 * d + 1)).map { $0 == d ? r + 2 : t * (r + $0 % 2) }
+                    var generator = SeededGenerator(seed: 5)
+                    let l = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, stride: g.2, padding: g.3,
+                                                         dilation: g.4, format: .semiTensorRing, ranks: ranks, channelModes: modes,
+                                                         stpFactor: t, calibrated: false, executionMode: .factorized, generator: &generator)
+                    let s = ConvLayerShape(inChannels: ci, outChannels: co, kernelHeight: 3, kernelWidth: 3, params: l.params,
+                                           inputHeight: g.0, inputWidth: g.1)
+                    expectMatches(l, s, ConvCostFormulas.semiTensorRing(s, inputModes: modes.input, outputModes: modes.output,
+                                                                        ranks: ranks, stpFactor: t))
+                }
+            }
+        }
+    }
+
     @Test func gkpdMatchesClosedForm() throws {
         let modeGrid = [ConvChannelModes(input: [2, 3], output: [4, 2], kernelHeight: [3, 1], kernelWidth: [3, 1]),
                         ConvChannelModes(input: [3, 2], output: [2, 4], kernelHeight: [1, 3], kernelWidth: [3, 1]),
@@ -254,7 +304,7 @@ import TensorCore
 
     static let presetCases: [(FactorizedConvFormat, [Int])] = [
         (.svdChannel, [8]), (.svdSpatial, [8]), (.cp, [16]), (.tucker2, [8, 8]), (.tensorTrain, [4, 4]), (.tensorRing, [3]),
-        (.hierarchicalTucker, [4]), (.blockTerm, [3]), (.gkpd, [4]),
+        (.hierarchicalTucker, [4]), (.blockTerm, [3]), (.gkpd, [4]), (.semiTensorRing, [4]),
     ]
 
     /// Calibrated pre-set layers with 2 to 5 cores give the output variance of a dense Kaiming conv (2 for
@@ -337,6 +387,18 @@ import TensorCore
         expectError({ try preset(.gkpd, ranks: [2], modes: ConvChannelModes(input: [5, 2], output: [4, 2], kernelHeight: [3, 1],
                                                                            kernelWidth: [3, 1])) },
                     ["conv3", "C_in = 12", "[4, 3] → [4, 2]"])
+    }
+
+    /// STR-conv: channel modes and linked ranks must be multiples of t; the messages propose a t or a rank.
+    @Test func semiTensorRingThatDoesNotDivide() {
+        expectError({ try preset(.semiTensorRing, ranks: [2], modes: ConvChannelModes(input: [4, 3], output: [4, 2])) },
+                    ["conv3", "mode 3 of [4, 3] → [4, 2]", "choose t among [1]"])
+        expectError({ try preset(.semiTensorRing, ci: 16, ranks: [2, 3, 3, 2, 2], modes: ConvChannelModes(input: [4, 4], output: [4, 2])) },
+                    ["conv3", "rank 1 (3)", "use 2 or 4"])
+        expectError({ _ = try FactorizedConv2D<Double>.uniformRanks(format: .semiTensorRing, inChannels: 12, outChannels: 8,
+                                                                    kernelHeight: 3, kernelWidth: 3, stpFactor: 5, compressionRatio: 4,
+                                                                    name: "conv4") },
+                    ["conv4", "t = 5"])
     }
 
     @Test func groupedConvolutionAndImpossibleRatio() throws {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TensorCore
 import Decompositions
@@ -206,6 +207,33 @@ struct SemiTensorProductTests {
         }
         print("STR-ALS exact recovery rate (4³, ranks (2,4,2), t = 2): \(successes)/10")
         #expect(successes >= 9)
+    }
+
+    /// STR with one ordinary link (STR-conv's kernel core): the unlinked core stores R×J×R' whole, mode sizes and
+    /// ranks need no factor t there, ALS recovers an exact tensor, and a factor file keeps the links.
+    @Test func strWithAnOrdinaryLinkRecoversAndRoundTrips() throws {
+        var g = SeededGenerator(seed: 21)
+        let linked = [true, false, true]
+        // Shape [4, 3, 4]: mode 1 (size 3) and its left rank 3 need no multiple of t = 2.
+        let cores = [Tensor<Double>.randomNormal([1, 2, 3], generator: &g), .randomNormal([3, 3, 4], generator: &g),
+                     .randomNormal([2, 2, 2], generator: &g)]
+        let exact = SemiTensorRing(cores: cores, stpFactor: 2, linked: linked)
+        #expect(exact.shape == [4, 3, 4] && exact.ranks == [2, 3, 4])
+        #expect(exact.parameterCount == 6 + 36 + 8)
+        let x = exact.reconstruct()
+        let (str, report) = try SemiTensorRing.decompose(x, stpFactor: 2, linked: linked, target: .ranks([2, 3, 4]),
+                                                         maxIterations: 2000, tolerance: 1e-15)
+        #expect(str.linked == linked && str.ranks == [2, 3, 4] && report.fitHistory.allSatisfy { $0.isFinite })
+        #expect(str.relativeError(to: x) <= 1e-10, "error \(str.relativeError(to: x))")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("str-links-\(UInt32.random(in: 0...UInt32.max)).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try FactorFile.save(exact, to: path)
+        guard case let .str(loaded) = try FactorFile.load(path, as: Double.self) else { Issue.record("not an STR file"); return }
+        #expect(loaded.linked == linked && loaded.reconstruct() == x)
+        // Linked modes must still divide: t = 2 on an ordinary-link mode of size 3 is fine, on a linked one it is not.
+        #expect(throws: DecompositionError.self) {
+            _ = try SemiTensorRing.decompose(x, stpFactor: 2, linked: [false, true, true], target: .ranks([2]))
+        }
     }
 
     /// The returned cores share one Frobenius norm (the scale is spread over them), and the tensor is the same.
