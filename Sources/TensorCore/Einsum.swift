@@ -215,62 +215,71 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
     /// memory already has the needed order (ignoring size-1 dimensions), or has it with the last two groups
     /// swapped (passed to BLAS as a transpose), is not permuted.
     ///
-    /// With `preferredResult` (the final output order) the plans whose result already has that order — either
-    /// operand as the GEMM's left one, free indices in the preferred order — compete with the default plan plus
-    /// the final permute it needs, by elements copied; a VJP whose gradient must come out in its operand's layout
-    /// then usually needs no permute at all.
+    /// With `preferredResult` (the final output order) the default plan competes with plans whose free indices
+    /// follow that order (either operand as the GEMM's left one), by elements copied: operand permutes plus the
+    /// final permute to the preferred order, which costs count·(1 + 16/run) for contiguous runs of `run` elements
+    /// (short runs copy several times slower; a result already in order costs nothing). A VJP whose gradient must
+    /// come out in its operand's layout then usually needs no permute at all, and a weight rebuilt from small
+    /// cores, 𝒲[i₁…i_d o₁…o_d], comes out of its last GEMM with whole output-mode blocks in place
+    /// ([i₁ i₂ o₁ o₂ | i₃ i₄ o₃ o₄] rather than [i₁ o₁ i₂ o₂ | i₃ o₃ i₄ o₄]: runs of O₃O₄ instead of O₄).
     func planPair(_ a: [Character], _ b: [Character], keep: Set<Character>,
                   preferredResult: [Character]? = nil) -> PairPlan {
         let inB = Set(b), inA = Set(a)
         let shared = a.filter { inB.contains($0) }
-        let leftFree = a.filter { !inB.contains($0) }
-        let rightFree = b.filter { !inA.contains($0) }
         let sharedInB = b.filter { inA.contains($0) }
-        func plan(sharedOrder: [Character]) -> (PairPlan, Int) {
+        func plan(_ left: [Character], _ right: [Character], sharedOrder: [Character], leftFree: [Character],
+                  rightFree: [Character], swapped: Bool) -> (PairPlan, Int) {
             let batch = sharedOrder.filter { keep.contains($0) }
             let contracted = sharedOrder.filter { !keep.contains($0) }
-            let left = layout(of: a, plain: batch + leftFree + contracted, swapped: batch + contracted + leftFree)
-            let right = layout(of: b, plain: batch + contracted + rightFree, swapped: batch + rightFree + contracted)
+            let leftLayout = layout(of: left, plain: batch + leftFree + contracted, swapped: batch + contracted + leftFree)
+            let rightLayout = layout(of: right, plain: batch + contracted + rightFree, swapped: batch + rightFree + contracted)
             var copied = 0
-            if case .permute = left { copied += count(of: a) }
-            if case .permute = right { copied += count(of: b) }
+            if case .permute = leftLayout { copied += count(of: left) }
+            if case .permute = rightLayout { copied += count(of: right) }
             return (PairPlan(batch: batch, contracted: contracted, leftFree: leftFree, rightFree: rightFree,
-                             left: left, right: right), copied)
+                             left: leftLayout, right: rightLayout, operandsSwapped: swapped), copied)
         }
-        let fromA = plan(sharedOrder: shared)
-        let fromB = plan(sharedOrder: sharedInB)
+        let (leftFree, rightFree) = (a.filter { !inB.contains($0) }, b.filter { !inA.contains($0) })
+        let fromA = plan(a, b, sharedOrder: shared, leftFree: leftFree, rightFree: rightFree, swapped: false)
+        let fromB = plan(a, b, sharedOrder: sharedInB, leftFree: leftFree, rightFree: rightFree, swapped: false)
         let standard = fromB.1 < fromA.1 ? fromB : fromA
         guard let preferred = preferredResult else { return standard.0 }
-        func significant(_ letters: [Character]) -> [Character] { letters.filter { sizes[$0]! != 1 } }
-        var best = standard
-        if significant(standard.0.resultIndices) != significant(preferred) {
-            best.1 = EinsumKernels.saturatingAdd(best.1, count(of: standard.0.resultIndices))
+        let position = Dictionary(preferred.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        func inPreferredOrder(_ letters: [Character]) -> [Character] {
+            letters.sorted { (position[$0] ?? Int.max) < (position[$1] ?? Int.max) }
         }
+        func total(_ candidate: (PairPlan, Int)) -> Int {
+            EinsumKernels.saturatingAdd(candidate.1, permuteCost(candidate.0.resultIndices, to: preferred))
+        }
+        var best = (plan: standard.0, cost: total(standard))
         for (left, right, swapped) in [(a, b, false), (b, a, true)] {
             let inLeft = Set(left), inRight = Set(right)
-            let batch = preferred.filter { inLeft.contains($0) && inRight.contains($0) }
-            let leftFree = preferred.filter { inLeft.contains($0) && !inRight.contains($0) }
-            let rightFree = preferred.filter { inRight.contains($0) && !inLeft.contains($0) }
-            // The preferred order must be batch, then one operand's free indices, then the other's, and name
-            // every surviving index.
-            guard batch + leftFree + rightFree == preferred,
-                  leftFree.count + rightFree.count == left.filter({ !inRight.contains($0) }).count
-                      + right.filter({ !inLeft.contains($0) }).count,
-                  batch.count == left.filter({ inRight.contains($0) && keep.contains($0) }).count else { continue }
+            let sharedOrder = inPreferredOrder(left.filter { inRight.contains($0) && keep.contains($0) })
             for order in [left, right] {
                 let contracted = order.filter { inLeft.contains($0) && inRight.contains($0) && !keep.contains($0) }
-                let leftLayout = layout(of: left, plain: batch + leftFree + contracted, swapped: batch + contracted + leftFree)
-                let rightLayout = layout(of: right, plain: batch + contracted + rightFree, swapped: batch + rightFree + contracted)
-                var copied = 0
-                if case .permute = leftLayout { copied += count(of: left) }
-                if case .permute = rightLayout { copied += count(of: right) }
-                if copied < best.1 {
-                    best = (PairPlan(batch: batch, contracted: contracted, leftFree: leftFree, rightFree: rightFree,
-                                     left: leftLayout, right: rightLayout, operandsSwapped: swapped), copied)
-                }
+                let candidate = plan(left, right, sharedOrder: sharedOrder + contracted,
+                                     leftFree: inPreferredOrder(left.filter { !inRight.contains($0) }),
+                                     rightFree: inPreferredOrder(right.filter { !inLeft.contains($0) }), swapped: swapped)
+                let cost = total(candidate)
+                if cost < best.cost { best = (candidate.0, cost) }
             }
         }
-        return best.0
+        return best.plan
+    }
+
+    /// Elements copied, weighted by speed, to permute a tensor with (distinct) `indices` into `target` order:
+    /// count·(1 + 16/run), run = the elements of the longest common trailing block (size-1 indices ignored); 0 when
+    /// the orders agree.
+    func permuteCost(_ indices: [Character], to target: [Character]) -> Int {
+        let from = indices.filter { sizes[$0]! != 1 }, to = target.filter { sizes[$0]! != 1 }
+        guard from != to else { return 0 }
+        var run = 1
+        for (x, y) in zip(from.reversed(), to.reversed()) {
+            guard x == y else { break }
+            run = EinsumKernels.saturatingMultiply(run, sizes[x]!)
+        }
+        let total = count(of: from)
+        return EinsumKernels.saturatingAdd(total, EinsumKernels.saturatingMultiply(total / run, 16))
     }
 
     /// `.asIs` when `indices` already has the order `plain` (or `swapped`) once size-1 dimensions are ignored,

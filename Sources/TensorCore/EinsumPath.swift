@@ -188,10 +188,12 @@ extension EinsumExpression {
                      "einsum \"\(spec)\": a path for \(inputs.count) operands needs \(inputs.count - 1) pairwise steps, got \(pairs.count)")
         var steps: [ContractionStep] = []
         var estimate = 0.0
-        for (i, j) in pairs {
+        for (step, (i, j)) in pairs.enumerated() {
             precondition(i != j && current.indices.contains(i) && current.indices.contains(j),
                          "einsum \"\(spec)\": path step (\(i), \(j)) is invalid for \(current.count) remaining operands")
-            let plan = planPair(current[i], current[j], keep: neededIndices(current, excluding: i, j))
+            // The last step lays its result out as `evaluate` does (toward the output order).
+            let plan = planPair(current[i], current[j], keep: neededIndices(current, excluding: i, j),
+                                preferredResult: step == pairs.count - 1 ? output : nil)
             let macs = count(of: Set(current[i]).union(current[j]))
             let size = count(of: plan.resultIndices)
             steps.append(ContractionStep(kind: .pairwise, positions: [i, j], operandIndices: [current[i], current[j]],
