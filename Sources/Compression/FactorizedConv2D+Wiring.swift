@@ -384,18 +384,19 @@ extension FactorizedConv2D {
             func right(of j: Int) -> (sizes: [Int], letters: [Character]) { split(ranks[(j + 1) % n], l[(j + 1) % n], link: (j + 1) % n) }
             let inputSplit = (0..<d).map { split(modes.input[$0], i[$0], link: $0) }
             let outputSplit = (0..<d).map { split(modes.output[$0], o[$0], link: d + 1 + $0) }
-            for k in 0..<d {
-                wiring.addCore([ranks[k] / tk[k], modes.input[k] / tk[k]] + right(of: k).sizes, letters: [l[k], i[k]] + right(of: k).letters)
+            /// Ring core j with mode `size` (letter `m`): [R_j/t_j, size/t_j, right link…].
+            func addRingCore(_ j: Int, _ size: Int, _ m: Character) {
+                let r = right(of: j)
+                wiring.addCore([ranks[j] / tk[j], size / tk[j]] + r.sizes, letters: [l[j], m] + r.letters)
             }
-            wiring.addCore([ranks[d + 1], ranks[d], kh, kw], view: right(of: d).sizes + [ranks[d], kh, kw],
-                           letters: right(of: d).letters + [l[d], hl, wl])
-            for k in 0..<d {
-                let j = d + 1 + k
-                wiring.addCore([ranks[j] / tk[j], modes.output[k] / tk[j]] + right(of: j).sizes, letters: [l[j], o[k]] + right(of: j).letters)
-            }
+            for k in 0..<d { addRingCore(k, modes.input[k], i[k]) }
+            let spatialOut = right(of: d)
+            wiring.addCore([ranks[d + 1], ranks[d], kh, kw], view: spatialOut.sizes + [ranks[d], kh, kw],
+                           letters: spatialOut.letters + [l[d], hl, wl])
+            for k in 0..<d { addRingCore(d + 1 + k, modes.output[k], o[k]) }
             wiring.weightOutput = outputSplit.flatMap(\.letters) + inputSplit.flatMap(\.letters) + [hl, wl]
             // Per pixel: (I_k/t, j)… → (R_0/t, j_0, R_a) → conv R_a → R_b → (R_0/t, j_0, R_b/t, j_b) → (O_k/t, j)….
-            let closing = split(ranks[0], l[0], link: 0), spatialOut = right(of: d)
+            let closing = split(ranks[0], l[0], link: 0)
             let inputCores = Array(0..<d), outputCores = Array((d + 1)...(2 * d))
             stages = [chainThenAbsorb(network(inputSplit.flatMap(\.sizes), inputSplit.flatMap(\.letters), closing.sizes + [ranks[d]],
                                               closing.letters + [l[d]], cores: inputCores), cores: inputCores),

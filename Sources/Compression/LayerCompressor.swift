@@ -80,7 +80,7 @@ public struct LayerCompressorOptions: Sendable {
     public var blocks: Int = 2
     /// Sweeps of CP-ALS, TR-ALS and BTD-ALS at most (conversion time grows linearly with it; fine-tuning follows).
     public var alsIterations: Int = 30
-    /// Sweeps of STT/STR-ALS at most: each solves least-squares problems with ∏(I_kO_k)/(I_kO_k) rows per core
+    /// Sweeps of STT/STR-ALS on FC layers at most: each solves least-squares problems with ∏(I_kO_k)/(I_kO_k) rows per core
     /// (seconds per sweep on a 3136×256 weight), so conversion stops early and fine-tuning does the rest.
     public var semiTensorSweeps: Int = 3
     /// t of STT/STR layers (the semi-tensor product's factor; it must divide the output modes it links).
@@ -203,7 +203,8 @@ public enum LayerCompressor {
         let blocks = convFormat == .blockTerm ? options.blocks : 1
         let stpFactor = convFormat == .semiTensorRing ? options.stpFactor : 1
         var cpOptions = CPALSOptions<Scalar>()
-        cpOptions.maxIterations = convFormat == .semiTensorRing ? options.semiTensorSweeps : options.alsIterations
+        // Kernels are small: STR-conv gets the full ALS budget (`semiTensorSweeps` caps the FC weights' sweeps).
+        cpOptions.maxIterations = options.alsIterations
         let layer: FactorizedConv2D<Scalar>
         do {
             let decompositionTarget: RankTarget<Scalar>
