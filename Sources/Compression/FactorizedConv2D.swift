@@ -110,6 +110,8 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     let weightPath: ContractionPath
     /// `auto`'s measured choices, per input shape (`ContractionPlanCache.autoMode`).
     public let planCache = ContractionPlanCache()
+    /// The kernel last rebuilt from constant cores (`RebuiltWeightCache`).
+    public let rebuiltWeight = RebuiltWeightCache<Scalar>()
 
     /// A layer from given core values (shapes as documented on `FactorizedConvFormat` for the given ranks).
     ///
@@ -246,7 +248,8 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
             precondition(biasVariable.shape == [outChannels], "\(name): bias \(biasVariable.shape) for \(outChannels) outputs")
         }
         let resolved = mode == .auto
-            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value) : mode
+            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value,
+                       constantCores: !coreVariables.contains(where: \.isRecorded)) : mode
         if resolved == .reconstructed {
             return conv2d(input, weight: reconstructWeight(coreVariables), bias: biasVariable, params: params)
         }
@@ -263,18 +266,26 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     }
 
     /// `auto`'s choice for `x` (`ContractionPlanCache.autoMode`: the exact counts when they differ by more than
-    /// `ExecutionMode.measuredBand`, else the best of three timed forward + backward passes per mode), timed on
-    /// private variables (the parameters and their gradients are not touched) and cached per input shape. Equal MACs
-    /// are far from equal time here: the stages are small convolutions and GEMMs with few channels, the rebuilt
-    /// kernel one large convolution.
-    public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?) -> ExecutionMode {
+    /// `ExecutionMode.measuredBand`, else the best of three timed passes per mode), timed on private variables (the
+    /// parameters and their gradients are not touched) and cached per input shape. Equal MACs are far from equal
+    /// time here: the stages are small convolutions and GEMMs with few channels, the rebuilt kernel one large
+    /// convolution. With `constantCores` (no gradient to the cores) a rebuilt kernel is kept, so the reconstructed
+    /// mode counts only its conv and is timed forward.
+    public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?,
+                         constantCores: Bool = false) -> ExecutionMode {
         let constant = Variable(constant: x)
-        return planCache.autoMode(inputShape: x.shape) {
+        return planCache.autoMode(inputShape: x.shape, constantCores: constantCores) {
             let (shape, batch) = (Array(x.shape.dropFirst()), Swift.max(x.shape[0], 1))
-            return (cost(forInput: shape, batch: batch, mode: .factorized).total, cost(forInput: shape, batch: batch, mode: .reconstructed).total)
-        } trainingStep: { mode in
-            let tape = Tape<Scalar>()
-            tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
+            let reconstructed = cost(forInput: shape, batch: batch, mode: .reconstructed)
+            return (cost(forInput: shape, batch: batch, mode: .factorized).total,
+                    constantCores ? reconstructed.activationSide : reconstructed.total)
+        } pass: { mode in
+            if constantCores {
+                _ = apply(constant, cores: coreValues.map { Variable(constant: $0) }, bias: biasValue.map { Variable(constant: $0) }, mode: mode)
+            } else {
+                let tape = Tape<Scalar>()
+                tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
+            }
         }
     }
 
@@ -299,20 +310,27 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     // MARK: Weight and costs
 
     /// The dense OIHW kernel the cores represent (the weight expression along its cheapest path).
-    public func reconstructWeight() -> Tensor<Scalar> {
-        let views = zip(cores, wiring.weightViews).map { $0.value.reshaped($1) }
-        return wiring.weightExpression.evaluate(views, path: weightPath)
-            .reshaped([outChannels, inChannels, kernelSize.height, kernelSize.width])
-    }
+    public func reconstructWeight() -> Tensor<Scalar> { rebuild(cores.map(\.value)) }
 
-    /// The OIHW kernel as a differentiable function of core variables (the reconstructed mode).
+    /// The OIHW kernel as a differentiable function of core variables (the reconstructed mode); when no core is
+    /// recorded, the rebuild kept in `rebuiltWeight`.
     ///
     /// - Precondition: one variable per core, of the core's shape.
     public func reconstructWeight(_ coreVariables: [Variable<Scalar>]) -> Variable<Scalar> {
         precondition(coreVariables.map(\.shape) == wiring.coreShapes,
                      "\(name): core shapes \(coreVariables.map(\.shape)) do not match \(wiring.coreShapes)")
+        guard coreVariables.contains(where: \.isRecorded) else {
+            let values = coreVariables.map(\.value)
+            return Variable(constant: rebuiltWeight.weight(for: values) { rebuild(values) })
+        }
         let views = zip(coreVariables, wiring.weightViews).map { $0.reshaped($1) }
         return einsum(wiring.weightExpression, views, path: weightPath)
+            .reshaped([outChannels, inChannels, kernelSize.height, kernelSize.width])
+    }
+
+    /// The weight expression on core values, as OIHW.
+    private func rebuild(_ values: [Tensor<Scalar>]) -> Tensor<Scalar> {
+        wiring.weightExpression.evaluate(zip(values, wiring.weightViews).map { $0.reshaped($1) }, path: weightPath)
             .reshaped([outChannels, inChannels, kernelSize.height, kernelSize.width])
     }
 

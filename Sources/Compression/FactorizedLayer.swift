@@ -16,6 +16,8 @@ public enum ExecutionMode: Sendable, Equatable, CaseIterable {
     /// three) on the first input of that shape, cached per input shape (`ContractionPlanCache.autoMode`; for FC
     /// layers the shape is [rows, I], so per batch size). Equal MACs do not mean equal time: a factorized path
     /// runs small GEMMs with short inner dimensions and permutes between them, a rebuilt weight one large GEMM.
+    /// Passes whose cores are constants (inference) are decided apart, by forward passes: there the rebuilt weight
+    /// is kept (`RebuiltWeightCache`), so the reconstructed mode costs its GEMM alone.
     case auto
 
     /// Counts decide `auto` when the dearer mode needs more than this factor times the MACs of the cheaper one;
@@ -79,17 +81,20 @@ public final class ContractionPlanCache {
     /// `auto`'s choice for inputs of shape `inputShape` (see `ExecutionMode.auto`), the one mechanism of every
     /// factorized layer: the cached choice, else the exact counts (`counts()`: factorized and reconstructed MACs)
     /// when they differ by more than `ExecutionMode.measuredBand`, else the faster mode over three timed runs of
-    /// `trainingStep` each (one forward + backward pass in that mode, after one untimed run each). The result is
-    /// cached per input shape.
-    public func autoMode(inputShape: [Int], counts: () -> (factorized: Int, reconstructed: Int),
-                         trainingStep: (ExecutionMode) -> Void) -> ExecutionMode {
-        if let mode = measured[inputShape] { return mode }
+    /// `pass` each (one pass in that mode, after one untimed run each). The result is cached per input shape, apart
+    /// for passes with `constantCores` (inference: no gradient, and the reconstructed mode reuses its rebuilt weight,
+    /// `RebuiltWeightCache`), whose `pass` is a forward pass only.
+    public func autoMode(inputShape: [Int], constantCores: Bool = false, counts: () -> (factorized: Int, reconstructed: Int),
+                         pass: (ExecutionMode) -> Void) -> ExecutionMode {
+        // A shape has no negative size: the marker keeps the two kinds of pass apart.
+        let key = constantCores ? inputShape + [-1] : inputShape
+        if let mode = measured[key] { return mode }
         let (factorized, reconstructed) = counts()
         var chosen: ExecutionMode = factorized < reconstructed ? .factorized : .reconstructed
         if Swift.max(factorized, reconstructed) <= ExecutionMode.measuredBand * Swift.max(1, Swift.min(factorized, reconstructed)) {
             func seconds(_ mode: ExecutionMode) -> Double {
                 let start = DispatchTime.now().uptimeNanoseconds
-                trainingStep(mode)
+                pass(mode)
                 return Double(DispatchTime.now().uptimeNanoseconds - start)
             }
             _ = seconds(.factorized)
@@ -100,8 +105,29 @@ public final class ContractionPlanCache {
             }
             chosen = best[.factorized]! < best[.reconstructed]! ? .factorized : .reconstructed
         }
-        measured[inputShape] = chosen
+        measured[key] = chosen
         return chosen
+    }
+}
+
+/// The dense weight a factorized layer rebuilt in the reconstructed mode for a pass whose cores are constants (no
+/// gradient flows to them: inference, evaluation), kept for the next such pass while the cores hold the same values
+/// (the same storage, or equal entries: comparing the cores is far cheaper than rebuilding). Rebuilding can cost
+/// more than the product it feeds: a TR 3136×256 weight at ranks 23 takes 425 M multiply-adds, the GEMM at batch
+/// 128 takes 103 M. The kept weight occupies the dense layer's memory; the factorized mode never builds it.
+public final class RebuiltWeightCache<Scalar: TensorScalar> {
+    private var cores: [Tensor<Scalar>] = []
+    private var weight: Tensor<Scalar>?
+
+    /// An empty cache.
+    public init() {}
+
+    /// The weight for `cores`: the kept one when they are unchanged, else `rebuild()` (then kept).
+    public func weight(for cores: [Tensor<Scalar>], rebuild: () -> Tensor<Scalar>) -> Tensor<Scalar> {
+        if let weight, cores == self.cores { return weight }
+        let rebuilt = rebuild()
+        (self.cores, weight) = (cores, rebuilt)
+        return rebuilt
     }
 }
 
@@ -121,6 +147,8 @@ public protocol FactorizedLayer<Scalar>: Layer {
     var executionMode: ExecutionMode { get set }
     /// The contraction paths computed so far.
     var planCache: ContractionPlanCache { get }
+    /// The weight last rebuilt from constant cores.
+    var rebuiltWeight: RebuiltWeightCache<Scalar> { get }
     /// A known good absorption order (operand positions of the forward expression, 0 = the input), tried next to
     /// the path search: the greedy search used beyond 8 operands can miss it.
     var referenceSchedule: [Int] { get }
@@ -181,15 +209,22 @@ extension FactorizedLayer {
     public func resolvedMode(batch: Int) -> ExecutionMode { cost(batch: batch, mode: executionMode).mode }
 
     /// `auto`'s choice for a batch of `x`'s rows (`ContractionPlanCache.autoMode`), timed on private variables (the
-    /// parameters and their gradients are not touched) and cached per batch size.
-    public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?) -> ExecutionMode {
+    /// parameters and their gradients are not touched) and cached per batch size. With `constantCores` (no gradient
+    /// to the cores) a rebuilt weight is kept, so the reconstructed mode counts only its GEMM and is timed forward.
+    public func autoMode(input x: Tensor<Scalar>, cores coreValues: [Tensor<Scalar>], bias biasValue: Tensor<Scalar>?,
+                         constantCores: Bool = false) -> ExecutionMode {
         let rows = x.scalarCount / inputFeatures
         let constant = Variable(constant: x.reshaped([rows, inputFeatures]))
-        return planCache.autoMode(inputShape: [rows, inputFeatures]) {
-            (cost(batch: rows, mode: .factorized).total, cost(batch: rows, mode: .reconstructed).total)
-        } trainingStep: { mode in
-            let tape = Tape<Scalar>()
-            tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
+        return planCache.autoMode(inputShape: [rows, inputFeatures], constantCores: constantCores) {
+            let reconstructed = cost(batch: rows, mode: .reconstructed)
+            return (cost(batch: rows, mode: .factorized).total, constantCores ? reconstructed.activationSide : reconstructed.total)
+        } pass: { mode in
+            if constantCores {
+                _ = apply(constant, cores: coreValues.map { Variable(constant: $0) }, bias: biasValue.map { Variable(constant: $0) }, mode: mode)
+            } else {
+                let tape = Tape<Scalar>()
+                tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
+            }
         }
     }
 
@@ -197,19 +232,26 @@ extension FactorizedLayer {
     public func macs(batch: Int) -> Int { cost(batch: batch, mode: executionMode).total }
 
     /// The dense weight W ∈ ℝ^{I×O} the cores represent (the weight expression evaluated along its cheapest path).
-    public func reconstructWeight() -> Tensor<Scalar> {
-        network.weightExpression.evaluate(cores.map(\.value), path: weightPath())
-            .reshaped([inputFeatures, outputFeatures])
-    }
+    public func reconstructWeight() -> Tensor<Scalar> { rebuild(cores.map(\.value)) }
 
-    /// The weight as a differentiable function of core variables (for the reconstructed mode and gradient checks).
+    /// The weight as a differentiable function of core variables (for the reconstructed mode and gradient checks);
+    /// when no core is recorded, the rebuild kept in `rebuiltWeight`.
     ///
     /// - Precondition: one variable per core, of the core's shape.
     public func reconstructWeight(_ coreVariables: [Variable<Scalar>]) -> Variable<Scalar> {
         precondition(coreVariables.map(\.shape) == network.coreShapes,
                      "reconstructWeight: core shapes \(coreVariables.map(\.shape)) do not match the network's \(network.coreShapes)")
+        guard coreVariables.contains(where: \.isRecorded) else {
+            let values = coreVariables.map(\.value)
+            return Variable(constant: rebuiltWeight.weight(for: values) { rebuild(values) })
+        }
         return einsum(network.weightExpression, coreVariables, path: weightPath())
             .reshaped([inputFeatures, outputFeatures])
+    }
+
+    /// The weight expression on core values, as I×O.
+    private func rebuild(_ values: [Tensor<Scalar>]) -> Tensor<Scalar> {
+        network.weightExpression.evaluate(values, path: weightPath()).reshaped([inputFeatures, outputFeatures])
     }
 
     /// y = x·W + b with W given by `coreVariables`, run in `mode` (a pure function of its arguments: the layer
@@ -236,7 +278,8 @@ extension FactorizedLayer {
             return Variable(constant: Tensor.zeros(leading + [outputFeatures]))
         }
         let resolved = mode == .auto
-            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value) : mode
+            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value,
+                       constantCores: !coreVariables.contains(where: \.isRecorded)) : mode
         var y: Variable<Scalar>
         switch resolved {
         case .reconstructed, .auto:

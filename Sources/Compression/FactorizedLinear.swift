@@ -104,6 +104,8 @@ public final class FactorizedLinear<Scalar: TensorScalar>: FactorizedLayer {
     public var executionMode: ExecutionMode
     /// The cached contraction paths.
     public let planCache = ContractionPlanCache()
+    /// The weight last rebuilt from constant cores (`RebuiltWeightCache`).
+    public let rebuiltWeight = RebuiltWeightCache<Scalar>()
     /// The name used in error messages and reports.
     public let name: String
     /// The absorption order the closed-form costs of METHODS §1 describe (operand positions of the forward

@@ -18,7 +18,8 @@ import TensorCore
         return Tensor<Double>.randomNormal(shape, generator: &generator)
     }
 
-    /// Counts more than `measuredBand` apart decide without timing, and the choice is cached per input shape.
+    /// Counts more than `measuredBand` apart decide without timing, and the choice is cached per input shape
+    /// (for training passes: the cores recorded on a tape).
     @Test func countsOutsideTheBandDecide() throws {
         let conv = try layer(rank: 1)
         let shape = [6, 6, 16]
@@ -26,7 +27,7 @@ import TensorCore
         let r = conv.cost(forInput: shape, batch: 2, mode: .reconstructed).total
         #expect(r > ExecutionMode.measuredBand * f)
         #expect(conv.planCache.measuredMode(inputShape: [2] + shape) == nil)
-        _ = conv(Variable(constant: input([2] + shape)), mode: .training)
+        _ = withGradientTape(Tape<Double>()) { conv(Variable(constant: input([2] + shape)), mode: .training) }
         #expect(conv.planCache.measuredMode(inputShape: [2] + shape) == .factorized)
         #expect(conv.planCache.measuredMode(inputShape: [3] + shape) == nil)
         #expect(conv.resolvedMode(forInput: shape, batch: 2) == .factorized)
@@ -49,7 +50,7 @@ import TensorCore
         #expect(conv.resolvedMode(forInput: shape, batch: 1) == chosen)
         #expect(conv.cost(forInput: shape, batch: 1, mode: .auto).mode == (f < r ? .factorized : .reconstructed))
 
-        let y = conv(Variable(constant: x), mode: .training).value
+        let y = withGradientTape(Tape<Double>()) { conv(Variable(constant: x), mode: .training) }.value
         let expected = conv.apply(Variable(constant: x), cores: conv.cores.map { Variable(constant: $0.value) },
                                   bias: conv.bias.map { Variable(constant: $0.value) }, mode: chosen).value
         #expect(y == expected)
