@@ -280,12 +280,7 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
             return (cost(forInput: shape, batch: batch, mode: .factorized).total,
                     constantCores ? reconstructed.activationSide : reconstructed.total)
         } pass: { mode in
-            if constantCores {
-                _ = apply(constant, cores: coreValues.map { Variable(constant: $0) }, bias: biasValue.map { Variable(constant: $0) }, mode: mode)
-            } else {
-                let tape = Tape<Scalar>()
-                tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
-            }
+            autoModePass(constantCores: constantCores, cores: coreValues, bias: biasValue) { apply(constant, cores: $0, bias: $1, mode: mode) }
         }
     }
 

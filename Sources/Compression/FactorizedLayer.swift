@@ -110,6 +110,18 @@ public final class ContractionPlanCache {
     }
 }
 
+/// One pass of `apply` (cores, bias → output) on private variables for `ContractionPlanCache.autoMode`: forward
+/// on constants when `constantCores`, else forward + backward on a private tape (the parameters are not touched).
+func autoModePass<Scalar>(constantCores: Bool, cores: [Tensor<Scalar>], bias: Tensor<Scalar>?,
+                          _ apply: ([Variable<Scalar>], Variable<Scalar>?) -> Variable<Scalar>) {
+    if constantCores {
+        _ = apply(cores.map { Variable(constant: $0) }, bias.map { Variable(constant: $0) })
+    } else {
+        let tape = Tape<Scalar>()
+        tape.gradients(of: apply(cores.map { tape.variable($0) }, bias.map { tape.variable($0) }))
+    }
+}
+
 /// The dense weight a factorized layer rebuilt in the reconstructed mode for a pass whose cores are constants (no
 /// gradient flows to them: inference, evaluation), kept for the next such pass while the cores hold the same values
 /// (the same storage, or equal entries: comparing the cores is far cheaper than rebuilding). Rebuilding can cost
@@ -219,12 +231,7 @@ extension FactorizedLayer {
             let reconstructed = cost(batch: rows, mode: .reconstructed)
             return (cost(batch: rows, mode: .factorized).total, constantCores ? reconstructed.activationSide : reconstructed.total)
         } pass: { mode in
-            if constantCores {
-                _ = apply(constant, cores: coreValues.map { Variable(constant: $0) }, bias: biasValue.map { Variable(constant: $0) }, mode: mode)
-            } else {
-                let tape = Tape<Scalar>()
-                tape.gradients(of: apply(constant, cores: coreValues.map { tape.variable($0) }, bias: biasValue.map { tape.variable($0) }, mode: mode))
-            }
+            autoModePass(constantCores: constantCores, cores: coreValues, bias: biasValue) { apply(constant, cores: $0, bias: $1, mode: mode) }
         }
     }
 
