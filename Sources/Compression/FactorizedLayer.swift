@@ -126,7 +126,8 @@ func autoModePass<Scalar>(constantCores: Bool, cores: [Tensor<Scalar>], bias: Te
 /// gradient flows to them: inference, evaluation), kept for the next such pass while the cores hold the same values
 /// (the same storage, or equal entries: comparing the cores is far cheaper than rebuilding). Rebuilding can cost
 /// more than the product it feeds: a TR 3136×256 weight at ranks 23 takes 425 M multiply-adds, the GEMM at batch
-/// 128 takes 103 M. The kept weight occupies the dense layer's memory; the factorized mode never builds it.
+/// 128 takes 103 M. The kept weight occupies the dense layer's memory; the factorized mode never builds it. Like
+/// the layer that owns it, it is used by one thread at a time.
 public final class RebuiltWeightCache<Scalar: TensorScalar> {
     private var cores: [Tensor<Scalar>] = []
     private var weight: Tensor<Scalar>?
