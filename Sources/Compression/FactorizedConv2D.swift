@@ -266,7 +266,7 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     }
 
     /// `auto`'s choice for `x` (`ContractionPlanCache.autoMode`: the exact counts when they differ by more than
-    /// `ExecutionMode.measuredBand`, else the best of three timed passes per mode), timed on private variables (the
+    /// `ExecutionMode.measuredBand`, else the best of `ExecutionMode.timedPasses` timed passes per mode), timed on private variables (the
     /// parameters and their gradients are not touched) and cached per input shape. Equal MACs are far from equal
     /// time here: the stages are small convolutions and GEMMs with few channels, the rebuilt kernel one large
     /// convolution. With `constantCores` (no gradient to the cores) a rebuilt kernel is kept, so the reconstructed

@@ -13,7 +13,7 @@ public enum ExecutionMode: Sendable, Equatable, CaseIterable {
     case reconstructed
     /// The faster of the two at the actual batch size: decided by the exact multiply-add counts when one mode
     /// needs far fewer (`ExecutionMode.measuredBand`), else by timing forward + backward passes of each (best of
-    /// three) on the first input of that shape, cached per input shape (`ContractionPlanCache.autoMode`; for FC
+    /// `timedPasses`) on the first input of that shape, cached per input shape (`ContractionPlanCache.autoMode`; for FC
     /// layers the shape is [rows, I], so per batch size). Equal MACs do not mean equal time: a factorized path
     /// runs small GEMMs with short inner dimensions and permutes between them, a rebuilt weight one large GEMM.
     /// Passes whose cores are constants (inference) are decided apart, by forward passes: there the rebuilt weight
@@ -24,6 +24,9 @@ public enum ExecutionMode: Sendable, Equatable, CaseIterable {
     /// within the band the modes are timed (measured on this machine: factorized paths reach 25–50% of the rate
     /// of one large GEMM, so MACs within 4× of each other do not settle which is faster).
     public static let measuredBand = 8
+    /// Timed passes per mode when `auto` measures (the fastest counts): with three, a host under load picked a mode
+    /// 1.8× slower once in `lowrank bench layers` (TT r32: factorized 13.2 ms against reconstructed 7.5 ms).
+    public static let timedPasses = 5
 }
 
 /// The exact multiply-add count of one forward pass, split by METHODS §0.3 Rule C3.
@@ -80,7 +83,7 @@ public final class ContractionPlanCache {
 
     /// `auto`'s choice for inputs of shape `inputShape` (see `ExecutionMode.auto`), the one mechanism of every
     /// factorized layer: the cached choice, else the exact counts (`counts()`: factorized and reconstructed MACs)
-    /// when they differ by more than `ExecutionMode.measuredBand`, else the faster mode over three timed runs of
+    /// when they differ by more than `ExecutionMode.measuredBand`, else the faster mode over `ExecutionMode.timedPasses` timed runs of
     /// `pass` each (one pass in that mode, after one untimed run each). The result is cached per input shape, apart
     /// for passes with `constantCores` (inference: no gradient, and the reconstructed mode reuses its rebuilt weight,
     /// `RebuiltWeightCache`), whose `pass` is a forward pass only.
@@ -100,7 +103,7 @@ public final class ContractionPlanCache {
             _ = seconds(.factorized)
             _ = seconds(.reconstructed)
             var best: [ExecutionMode: Double] = [:]
-            for _ in 0..<3 {
+            for _ in 0..<ExecutionMode.timedPasses {
                 for mode in [ExecutionMode.factorized, .reconstructed] { best[mode] = Swift.min(best[mode] ?? .infinity, seconds(mode)) }
             }
             chosen = best[.factorized]! < best[.reconstructed]! ? .factorized : .reconstructed
