@@ -228,9 +228,8 @@ private func loadModel(_ name: String) throws -> (any ShapedLayer<Float>, [Int],
     guard FileManager.default.fileExists(atPath: name) else {
         throw ValidationError("'\(name)' is neither a registered model (\(ModelRegistry.modelNames.joined(separator: ", "))) nor a checkpoint file")
     }
-    let saved = try Checkpoint(contentsOf: name)
-    let architecture = try ModelArchitecture(json: saved.architecture)
-    let model: any ShapedLayer<Float> = try ModelRegistry.make(architecture, seed: 0)
-    try saved.restore(into: model)
-    return (model, architecture.inputShape, "\(architecture.model) from \(name)")
+    // Dense, tensorized and compressed checkpoints alike (a compressed one rebuilds its factorized layers).
+    let (model, architecture, _) = try CompressedModel.load(name, as: Float.self)
+    let compressed = architecture.layers.isEmpty ? "" : " (\(architecture.layers.count) factorized layers)"
+    return (model, architecture.base.inputShape, "\(architecture.base.model)\(compressed) from \(name)")
 }
