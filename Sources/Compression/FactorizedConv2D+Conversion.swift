@@ -124,7 +124,7 @@ extension FactorizedConv2D {
             // Stored (R_j/t)×(J_j/t)×R_{j+1} → the layer's split right link (R_{j+1}/t, t), ordinary into the spatial core.
             cores = str.cores.enumerated().map { j, core in
                 if j == d { return spatialCore(core) }
-                let right = j + 1 == d ? [core.shape[2]] : [core.shape[2] / stpFactor, stpFactor]
+                let right = j + 1 == d || stpFactor == 1 ? [core.shape[2]] : [core.shape[2] / stpFactor, stpFactor]
                 return core.reshaped([core.shape[0], core.shape[1]] + right)
             }
         case .hierarchicalTucker:

@@ -123,6 +123,20 @@ import TensorCore
         #expect(layer.coreParameterCount - spatial == (tr.coreParameterCount - spatial) / (t * t))
     }
 
+    /// With t = 1 STR-conv is TRN: the same core shapes, and a converted TR-exact kernel comes back exactly.
+    @Test func semiTensorRingWithUnitFactorIsTheTensorRing() throws {
+        let modes = ConvChannelModes(input: [2, 2], output: [2, 3])
+        let ranks = [2, 1, 2, 2, 1]
+        let tr = try FactorizedConvCase(format: .tensorRing, inChannels: 4, outChannels: 6, ranks: ranks, modes: modes,
+                                        fullTarget: .ranks(ranks)).layer(seed: 9)
+        let kernel = tr.reconstructWeight()
+        let dense = Conv2D<Double>(weight: kernel, params: tr.params)
+        let str = try FactorizedConv2D<Double>.converting(dense, format: .semiTensorRing, ranks: ranks, channelModes: modes, stpFactor: 1,
+                                                          cpOptions: CPALSOptions(maxIterations: 2000, tolerance: 1e-15))
+        #expect(str.stpFactor == 1 && str.cores.map(\.value.shape) == tr.cores.map(\.value.shape))
+        #expect(relativeDifference(str.reconstructWeight(), kernel) <= 1e-10, "\(relativeDifference(str.reconstructWeight(), kernel))")
+    }
+
     /// Parameters are named cores.0, …, bias, and count the cores plus the bias.
     @Test func parameterNames() throws {
         let layer = try FactorizedConvCase.all[4].layer(seed: 1)
