@@ -53,7 +53,9 @@ extension FactorizedConv2D {
         if case let .ranks(r) = target {
             _ = try wiring(format, geometry, ranks: r, modes: modes, blocks: blocks, stpFactor: stpFactor, layer: name)
         } else {
-            _ = try wiring(format, geometry, ranks: [stpFactor], modes: modes, blocks: blocks, stpFactor: stpFactor, layer: name)
+            // The smallest valid rank: 1, or t for STR-conv (its linked ranks are multiples of t).
+            let smallest = format == .semiTensorRing ? Swift.max(stpFactor, 1) : 1
+            _ = try wiring(format, geometry, ranks: [smallest], modes: modes, blocks: blocks, stpFactor: stpFactor, layer: name)
         }
         let d = modes.input.count
         let area = kh * kw
@@ -165,7 +167,7 @@ extension FactorizedConv2D {
     /// parameter count grows with the rank).
     ///
     /// - Returns: the ranks to pass to the initializers or `converting`.
-    /// - Throws: `CompressionError` when the ratio is not ≥ 1 or even rank 1 does not reach it (the message gives
+    /// - Throws: `CompressionError` when the ratio is not ≥ 1 or even the smallest rank (1, or t) does not reach it (the message gives
     ///   the ratio rank 1 reaches), or the modes do not fit.
     public static func uniformRanks(format: FactorizedConvFormat, inChannels: Int, outChannels: Int, kernelHeight: Int,
                                     kernelWidth: Int, channelModes: ConvChannelModes? = nil, blocks: Int = 1, stpFactor: Int = 2,

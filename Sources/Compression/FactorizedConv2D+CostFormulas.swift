@@ -135,6 +135,9 @@ public enum ConvCostFormulas {
                                       stpFactor t: Int) -> ConvClosedFormCost {
         let d = inputModes.count, n = 2 * d + 1
         precondition(b.count == n, "ConvCostFormulas.semiTensorRing: \(b.count) ranks for d = \(d) (need 2d + 1)")
+        precondition(t >= 1 && (inputModes + outputModes).allSatisfy { $0 % t == 0 }
+                     && b.indices.allSatisfy { $0 == d || b[$0] % t == 0 },
+                     "ConvCostFormulas.semiTensorRing: t = \(t) must divide every channel mode and every rank but R_a, got \(inputModes) → \(outputModes), ranks \(b)")
         let (t2, t3) = (t * t, t * t * t)
         var params = s.kernelArea * b[d] * b[d + 1], weight = 0
         for k in 1...d {

@@ -375,7 +375,9 @@ extension FactorizedConv2D {
             let linked = (0..<n).map { $0 != d && t > 1 }
             try checkSemiTensorRingConv(t: t, ranks: ranks, modes: modes, linked: linked, layer: layer)
             let tk = linked.map { $0 ? t : 1 }
-            let l = try pool.next(n, layer), pass = try pool.next(n, layer)
+            let l = try pool.next(n, layer)
+            // Pass-through letters for the linked links only (unused placeholders elsewhere).
+            let pass = try linked.map { $0 ? try pool.next(layer) : Character(" ") }
             /// A mode of size `size` entered by link j: (size/t_j, j's pass-through index).
             func split(_ size: Int, _ letter: Character, link j: Int) -> (sizes: [Int], letters: [Character]) {
                 linked[j] ? ([size / t, t], [letter, pass[j]]) : ([size], [letter])

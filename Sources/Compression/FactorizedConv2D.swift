@@ -284,8 +284,9 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
         }
     }
 
-    /// The mode a forward pass on `batch` samples of shape [H, W, C_in] runs in: `executionMode`, with `auto`
-    /// resolved by the measured choice for that input when there is one, else by the exact counts.
+    /// The mode a training pass (cores recorded) on `batch` samples of shape [H, W, C_in] runs in: `executionMode`,
+    /// with `auto` resolved by the measured choice for that input when there is one, else by the exact counts.
+    /// Reports (`lowrank cost`) show this choice; an inference pass decides apart (`ExecutionMode.auto`).
     public func resolvedMode(forInput shape: [Int], batch: Int) -> ExecutionMode {
         guard executionMode == .auto else { return executionMode }
         return planCache.measuredMode(inputShape: [batch] + shape) ?? cost(forInput: shape, batch: batch, mode: .auto).mode

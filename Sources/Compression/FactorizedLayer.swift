@@ -17,7 +17,9 @@ public enum ExecutionMode: Sendable, Equatable, CaseIterable {
     /// layers the shape is [rows, I], so per batch size). Equal MACs do not mean equal time: a factorized path
     /// runs small GEMMs with short inner dimensions and permutes between them, a rebuilt weight one large GEMM.
     /// Passes whose cores are constants (inference) are decided apart, by forward passes: there the rebuilt weight
-    /// is kept (`RebuiltWeightCache`), so the reconstructed mode costs its GEMM alone.
+    /// is kept (`RebuiltWeightCache`), so the reconstructed mode costs its GEMM alone. That assumes the cores stay
+    /// the same across such passes; passes on cores that change every time (one evaluation batch after every
+    /// optimizer step) pay the rebuild each time, which only costs speed.
     case auto
 
     /// Counts decide `auto` when the dearer mode needs more than this factor times the MACs of the cheaper one;
@@ -220,8 +222,9 @@ extension FactorizedLayer {
         }
     }
 
-    /// The mode a forward pass on `batch` rows runs in: `executionMode`, with `auto` resolved by the measured
-    /// choice for this batch size when there is one, else by exact counts.
+    /// The mode a training pass (cores recorded) on `batch` rows runs in: `executionMode`, with `auto` resolved by
+    /// the measured choice for this batch size when there is one, else by exact counts. Reports (`lowrank cost`)
+    /// show this choice; an inference pass decides apart (`ExecutionMode.auto`).
     public func resolvedMode(batch: Int) -> ExecutionMode { cost(batch: batch, mode: executionMode).mode }
 
     /// `auto`'s choice for a batch of `x`'s rows (`ContractionPlanCache.autoMode`), timed on private variables (the

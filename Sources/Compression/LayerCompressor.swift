@@ -70,7 +70,7 @@ public enum LayerRankTarget: Sendable, Equatable {
     /// Ranks as `FactorizedFormat` documents them (one value = every rank).
     case ranks([Int])
     /// Keep a share e ∈ (0, 1] of the energy Σσ²: the relative Frobenius error ε = √(1 − e) handed to the
-    /// decomposition (formats whose algorithm can guarantee ε: not CP or BTD, whose ALS cannot).
+    /// decomposition (formats whose algorithm can guarantee ε: not CP, BTD, STT or STR, whose ALS cannot).
     case energy(Double)
 }
 
@@ -83,7 +83,8 @@ public struct LayerCompressorOptions: Sendable {
     /// Sweeps of STT/STR-ALS on FC layers at most: each solves least-squares problems with ∏(I_kO_k)/(I_kO_k) rows per core
     /// (seconds per sweep on a 3136×256 weight), so conversion stops early and fine-tuning does the rest.
     public var semiTensorSweeps: Int = 3
-    /// t of STT/STR layers (the semi-tensor product's factor; it must divide the output modes it links).
+    /// t of STT/STR layers (the semi-tensor product's factor; it must divide the output modes it links, and for
+    /// STR-conv every channel mode and linked rank).
     public var stpFactor: Int = 2
     /// The largest block-term core system N_b·∏R_k that BTD-ALS may solve (its normal matrix has that size squared).
     public var maximumBlockTermCore: Int = 4096
@@ -457,7 +458,7 @@ public enum LayerCompressor {
             guard e > 0, e <= 1 else {
                 throw CompressionError.invalidRanks(layer: layer, problem: "the energy share must lie in (0, 1], got \(e); for example 0.9")
             }
-            if format == .cp || format == .blockTerm {
+            if [.cp, .blockTerm, .semiTensorTrain, .semiTensorRing].contains(format) {
                 throw CompressionError.unsupportedFormat(layer: layer, problem:
                     "\(format.displayName) is fitted by ALS, which cannot guarantee an energy share; give a ratio or ranks instead")
             }

@@ -141,6 +141,7 @@ public enum FactorFile {
     public static let reservedKeys: Set<String> = [
         "format", "shape", "ranks", "layout", "tensor_layouts", "lowrank_version", "modes", "input_modes",
         "output_modes", "tree", "transfer_nodes", "blocks", "left_shape", "right_shape", "stp_factors", "stp_factor",
+        "stp_unlinked",
     ]
 
     /// Saves a decomposition of any format of this module (see `AnyDecomposition`).
@@ -611,6 +612,9 @@ struct FactorReader<Scalar: TensorScalar> {
                 chain = r
             }
             let unlinked = ring && file.metadata["stp_unlinked"] != nil ? try intList("stp_unlinked", hint: "the ordinary links of the ring", minimum: 0) : []
+            guard unlinked.allSatisfy({ $0 < d }), Set(unlinked).count == unlinked.count else {
+                throw failure("metadata 'stp_unlinked' is \(FactorLayout.json(unlinked)); it lists distinct cores 0..<\(d)")
+            }
             let linked = (ring ? Array(0..<d) : Array(1..<d)).filter { !unlinked.contains($0) }
             for k in linked where shape[k] % t != 0 || chain[k] % t != 0 {
                 throw failure("STP factor t = \(t) must divide n_\(k) = \(shape[k]) and R_\(k) = \(chain[k])")

@@ -123,6 +123,14 @@ import TensorCore
         #expect(layer.coreParameterCount - spatial == (tr.coreParameterCount - spatial) / (t * t))
     }
 
+    /// An ε target checks the wiring at the smallest rank of the format: rank 1 for Tucker-2 on a 1-channel conv
+    /// (STR-conv's t applies to STR-conv alone).
+    @Test func epsilonTargetOnASingleChannelConv() throws {
+        let dense = Conv2D<Double>(weight: Tensor.randomNormal([8, 1, 3, 3], seed: 3), params: Convolution2D(padding: 1))
+        let layer = try FactorizedConv2D<Double>.converting(dense, format: .tucker2, target: .relativeError(0.1))
+        #expect(layer.ranks[0] == 1)
+    }
+
     /// With t = 1 STR-conv is TRN: the same core shapes, and a converted TR-exact kernel comes back exactly.
     @Test func semiTensorRingWithUnitFactorIsTheTensorRing() throws {
         let modes = ConvChannelModes(input: [2, 2], output: [2, 3])

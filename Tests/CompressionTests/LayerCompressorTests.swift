@@ -107,6 +107,9 @@ import TensorCore
             _ = try LayerCompressor.compress(dense, name: "fc", inputShape: [16], format: .cp, target: .energy(0.9))
         }
         #expect(throws: CompressionError.self) {
+            _ = try LayerCompressor.compress(dense, name: "fc", inputShape: [16], format: .semiTensorRing, target: .energy(0.9))
+        }
+        #expect(throws: CompressionError.self) {
             _ = try LayerCompressor.compress(dense, name: "fc", inputShape: [16], format: .svd, target: .ratio(0.5))
         }
         #expect(throws: CompressionError.self) {

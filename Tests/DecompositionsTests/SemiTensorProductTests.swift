@@ -230,6 +230,9 @@ struct SemiTensorProductTests {
         try FactorFile.save(exact, to: path)
         guard case let .str(loaded) = try FactorFile.load(path, as: Double.self) else { Issue.record("not an STR file"); return }
         #expect(loaded.linked == linked && loaded.reconstruct() == x)
+        let bad = try FactorFileFixtures.tampered(path, metadata: ["stp_unlinked": "[1, 3]"])
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        #expect(FactorFileFixtures.loadProblem(bad)?.contains("distinct cores 0..<3") == true)
         // Linked modes must still divide: t = 2 on an ordinary-link mode of size 3 is fine, on a linked one it is not.
         #expect(throws: DecompositionError.self) {
             _ = try SemiTensorRing.decompose(x, stpFactor: 2, linked: [false, true, true], target: .ranks([2]))
