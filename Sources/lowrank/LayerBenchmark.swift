@@ -11,7 +11,9 @@ import TensorCore
 /// every execution mode, the input a constant (as in the peer). Per row: parameters, forward MACs, median time,
 /// the achieved GFLOP/s of the exact forward + backward work, the GEMM rate the same contraction steps reach as bare
 /// `Tensor.matmul` calls on pre-arranged operands (what `lowrank bench core` measures, on the same data volumes),
-/// and the speed-up over the dense layer. Then the conv rows (`convolutionRows`).
+/// and the speed-up over the dense layer. With `auto` measured, each layer also gets an "inference auto" row:
+/// forward passes without a tape against the dense layer's (forward MACs and GFLOP/s of that pass). Then the conv
+/// rows (`convolutionRows`).
 struct LayerBenchmark {
     var repeats = 10
     var batch = 256
@@ -70,8 +72,8 @@ struct LayerBenchmark {
         var generator = SeededGenerator(seed: 0)
         let x = Tensor<Float>.randomNormal([batch, features], generator: &generator)
         if !json {
-            print("LowRank layer benchmark: \(features)→\(features) FC, modes \(Self.inputModes), batch \(batch), forward + backward, "
-                  + "median of \(repeats), \(LinearAlgebraThreads.count) thread(s)")
+            print("LowRank layer benchmark: \(features)→\(features) FC, modes \(Self.inputModes), batch \(batch), forward + backward "
+                  + "(inference rows: forward), median of \(repeats), \(LinearAlgebraThreads.count) thread(s)")
         }
         // The peer runs first, while this process is small. Run after the conv rows, when this process keeps
         // gigabytes of freed buffers for reuse (`TensorMemory.keepFreedBuffersForReuse`), the peer, whose factorized
@@ -108,6 +110,12 @@ struct LayerBenchmark {
                                 parameters: layer.parameterCount, forwardMACs: forward, trainingMACs: training,
                                 seconds: seconds, gemmSeconds: gemmSeconds(shapes) * Double(training) / Double(forward),
                                 denseSeconds: pairedDense))
+            }
+            if executionModes.contains(.auto) {
+                layer.executionMode = .auto
+                let resolved = layer.autoMode(input: x, cores: layer.cores.map(\.value), bias: layer.bias?.value, constantCores: true)
+                let macs = resolved == .reconstructed ? batch * features * features : layer.cost(batch: batch, mode: .factorized).total
+                rows.append(inferenceRow(configuration.label, layer, dense: dense, x: x, resolved: resolved, forwardMACs: macs))
             }
         }
         let conv = convolutions ? try convolutionRows(only: only, executionModes: executionModes) : (rows: [], notes: [])
@@ -192,6 +200,21 @@ struct LayerBenchmark {
             let forward = path.multiplyAdds + gemm
             return (forward, forward + 2 * path.multiplyAdds + gemm, path.steps.map(gemmShape) + [(1, batch, features, outputs)])
         }
+    }
+
+    /// An `auto` inference row: forward passes with constant cores (`mode: .inference`, no tape: a rebuilt weight is
+    /// kept, `RebuiltWeightCache`, and `auto` decides these passes apart), timed alternately with the dense layer's
+    /// forward pass. `forwardMACs` are the MACs such a repeated pass does (the GEMM alone when reconstructed).
+    private func inferenceRow(_ label: String, _ layer: some ShapedLayer<Float>, dense: some ShapedLayer<Float>, x: Tensor<Float>,
+                              resolved: ExecutionMode, forwardMACs: Int) -> Row {
+        let (seconds, pairedDense) = pairedMedians {
+            _ = layer(Variable(constant: x), mode: .inference)
+        } dense: {
+            _ = dense(Variable(constant: x), mode: .inference)
+        }
+        return Row(layer: label, mode: "inference auto→\(name(resolved))", parameters: layer.parameterCount,
+                   forwardMACs: forwardMACs, trainingMACs: forwardMACs, seconds: seconds, gemmSeconds: nil,
+                   denseSeconds: pairedDense)
     }
 
     /// Median seconds of `body` and of `dense`, timed alternately (one untimed run of each first).
@@ -284,6 +307,13 @@ struct LayerBenchmark {
                                     forwardMACs: layer.cost(forInput: shape, batch: batch, mode: resolved).total,
                                     trainingMACs: layer.trainingMultiplyAdds(forInput: shape, batch: batch, mode: resolved),
                                     seconds: seconds, gemmSeconds: nil, denseSeconds: pairedDense))
+                }
+                if executionModes.contains(.auto) {
+                    layer.executionMode = .auto
+                    let resolved = layer.autoMode(input: x, cores: layer.cores.map(\.value), bias: layer.bias?.value, constantCores: true)
+                    let cost = layer.cost(forInput: shape, batch: batch, mode: resolved)
+                    rows.append(inferenceRow(label, layer, dense: dense, x: x, resolved: resolved,
+                                             forwardMACs: resolved == .reconstructed ? cost.activationSide : cost.total))
                 }
             }
         }
