@@ -114,8 +114,9 @@ struct LayerBenchmark {
             if executionModes.contains(.auto) {
                 layer.executionMode = .auto
                 let resolved = layer.autoMode(input: x, cores: layer.cores.map(\.value), bias: layer.bias?.value, constantCores: true)
-                let macs = resolved == .reconstructed ? batch * features * features : layer.cost(batch: batch, mode: .factorized).total
-                rows.append(inferenceRow(configuration.label, layer, dense: dense, x: x, resolved: resolved, forwardMACs: macs))
+                let cost = layer.cost(batch: batch, mode: resolved)
+                rows.append(inferenceRow(configuration.label, layer, dense: dense, x: x, resolved: resolved,
+                                         forwardMACs: resolved == .reconstructed ? cost.activationSide : cost.total))
             }
         }
         let conv = convolutions ? try convolutionRows(only: only, executionModes: executionModes) : (rows: [], notes: [])

@@ -119,7 +119,7 @@ import TensorCore
         var trGenerator = SeededGenerator(seed: 8)
         let tr = try FactorizedConv2D<Double>(inChannels: 8, outChannels: 8, kernelSize: 3, format: .tensorRing, ranks: ranks,
                                               channelModes: modes, generator: &trGenerator)
-        let spatial = 9 * 3 * 2
+        let spatial = 9 * ranks[2] * ranks[3]  // K²·R_a·R_b: the kernel core is not divided by t²
         #expect(layer.coreParameterCount - spatial == (tr.coreParameterCount - spatial) / (t * t))
     }
 
