@@ -194,8 +194,9 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
         enum Layout: Equatable {
             /// Memory already matches; `transposed` passes the last two groups swapped to BLAS.
             case asIs(transposed: Bool)
-            /// Permute with this axis permutation into the untransposed layout first.
-            case permute([Int])
+            /// Permute with this axis permutation first, into the untransposed layout or, `transposed`, into the one
+            /// with the last two groups swapped (whichever keeps longer contiguous runs).
+            case permute([Int], transposed: Bool)
         }
         var batch: [Character], contracted: [Character], leftFree: [Character], rightFree: [Character]
         var left: Layout, right: Layout
@@ -211,14 +212,15 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
     /// Batch indices occur in both operands and survive (`keep`); contracted indices occur in both and do not;
     /// free indices occur in one operand only (they always survive after the initial reductions). The left
     /// operand is arranged as (batch, leftFree, contracted) and the right one as (batch, contracted, rightFree).
-    /// The batch and contracted orders are taken from whichever operand saves more copying; an operand whose
-    /// memory already has the needed order (ignoring size-1 dimensions), or has it with the last two groups
-    /// swapped (passed to BLAS as a transpose), is not permuted.
+    /// An operand whose memory already has the needed order (ignoring size-1 dimensions), or has it with the last
+    /// two groups swapped (passed to BLAS as a transpose), is not permuted; any other is permuted into whichever
+    /// of the two keeps the longer contiguous run (`permuteCost`: count·(1 + 16/run) for runs of `run` elements;
+    /// short runs copy several times slower). The batch and contracted orders are taken from whichever operand
+    /// makes the cheaper copies.
     ///
     /// With `preferredResult` (the final output order) the default plan competes with plans whose free indices
-    /// follow that order (either operand as the GEMM's left one), by elements copied: operand permutes plus the
-    /// final permute to the preferred order, which costs count·(1 + 16/run) for contiguous runs of `run` elements
-    /// (short runs copy several times slower; a result already in order costs nothing). A VJP whose gradient must
+    /// follow that order (either operand as the GEMM's left one), by the same weighted copies: operand permutes
+    /// plus the final permute to the preferred order (a result already in order costs nothing). A VJP whose gradient must
     /// come out in its operand's layout then usually needs no permute at all, and a weight rebuilt from small
     /// cores, 𝒲[i₁…i_d o₁…o_d], comes out of its last GEMM with whole output-mode blocks in place
     /// ([i₁ i₂ o₁ o₂ | i₃ i₄ o₃ o₄] rather than [i₁ o₁ i₂ o₂ | i₃ o₃ i₄ o₄]: runs of O₃O₄ instead of O₄).
@@ -231,11 +233,9 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
                   rightFree: [Character], swapped: Bool) -> (PairPlan, Int) {
             let batch = sharedOrder.filter { keep.contains($0) }
             let contracted = sharedOrder.filter { !keep.contains($0) }
-            let leftLayout = layout(of: left, plain: batch + leftFree + contracted, swapped: batch + contracted + leftFree)
-            let rightLayout = layout(of: right, plain: batch + contracted + rightFree, swapped: batch + rightFree + contracted)
-            var copied = 0
-            if case .permute = leftLayout { copied += count(of: left) }
-            if case .permute = rightLayout { copied += count(of: right) }
+            let (leftLayout, leftCopied) = layout(of: left, plain: batch + leftFree + contracted, swapped: batch + contracted + leftFree)
+            let (rightLayout, rightCopied) = layout(of: right, plain: batch + contracted + rightFree, swapped: batch + rightFree + contracted)
+            let copied = EinsumKernels.saturatingAdd(leftCopied, rightCopied)
             return (PairPlan(batch: batch, contracted: contracted, leftFree: leftFree, rightFree: rightFree,
                              left: leftLayout, right: rightLayout, operandsSwapped: swapped), copied)
         }
@@ -283,12 +283,15 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `.asIs` when `indices` already has the order `plain` (or `swapped`) once size-1 dimensions are ignored,
-    /// otherwise the permutation that takes `indices` to `plain`.
-    private func layout(of indices: [Character], plain: [Character], swapped: [Character]) -> PairPlan.Layout {
-        let significant = indices.filter { sizes[$0]! != 1 }
-        if significant == plain.filter({ sizes[$0]! != 1 }) { return .asIs(transposed: false) }
-        if significant == swapped.filter({ sizes[$0]! != 1 }) { return .asIs(transposed: true) }
-        return .permute(plain.map { indices.firstIndex(of: $0)! })
+    /// otherwise the permutation to whichever of `plain` and `swapped` is cheaper by `permuteCost` (the one that
+    /// keeps the longer trailing run in place), with that cost.
+    private func layout(of indices: [Character], plain: [Character], swapped: [Character]) -> (PairPlan.Layout, Int) {
+        let (plainCost, swappedCost) = (permuteCost(indices, to: plain), permuteCost(indices, to: swapped))
+        if plainCost == 0 { return (.asIs(transposed: false), 0) }
+        if swappedCost == 0 { return (.asIs(transposed: true), 0) }
+        let transposed = swappedCost < plainCost
+        let target = transposed ? swapped : plain
+        return (.permute(target.map { indices.firstIndex(of: $0)! }, transposed: transposed), Swift.min(plainCost, swappedCost))
     }
 
     /// The element count of a tensor with these (distinct) indices, saturating at `Int.max`.
@@ -442,7 +445,7 @@ enum EinsumKernels {
         func arranged(_ t: Tensor<Scalar>, _ layout: EinsumExpression.PairPlan.Layout) -> (Tensor<Scalar>, Bool) {
             switch layout {
             case .asIs(let transposed): return (t, transposed)
-            case .permute(let permutation): return (t.permuted(permutation), false)
+            case let .permute(permutation, transposed): return (t.permuted(permutation), transposed)
             }
         }
         let (left, transposeA) = arranged(a, plan.left)

@@ -11,7 +11,8 @@
 // * The largest intermediate is the element count of the largest tensor any step creates: the results of the
 //   single-operand reductions and of the pairwise contractions, the last of which is the output (so the output
 //   is included). The inputs are excluded. A path with no step (a pure permutation) reports 0.
-// * Total cost = Σ pairwise MACs + Σ reduction additions; the final permute to output order is free.
+// * Total cost = Σ pairwise MACs + Σ reduction additions; the final permute to output order is free (it counts
+//   only in the time estimate that `ContractionStrategy.fastest` minimizes).
 
 /// How `EinsumExpression.optimalPath(strategy:)` searches for a contraction order (METHODS §0.3, Rule C4).
 public enum ContractionStrategy: Sendable, Equatable {
@@ -206,6 +207,9 @@ extension EinsumExpression {
             for position in [i, j].sorted(by: >) { current.remove(at: position) }
             current.append(plan.resultIndices)
         }
+        if let last = steps.last {
+            estimate += finalPermuteEstimate(Set(last.operandIndices[0]), Set(last.operandIndices[1]))
+        }
         return ContractionPath(spec: spec, reductions: reductions, steps: steps,
                                cost: ContractionCost(multiplyAdds: total, largestIntermediate: largest), estimatedCost: estimate)
     }
@@ -247,12 +251,14 @@ extension EinsumExpression {
     // MARK: - Search
 
     /// Index bit masks of the reduced operands and of the output, and the size of every index bit.
-    private func masks() -> (operands: [UInt64], output: UInt64, sizes: [Int]) {
+    private func masks() -> (operands: [UInt64], output: UInt64, sizes: [Int], letters: [Character]) {
         var bit: [Character: Int] = [:]
         var sizeOfBit: [Int] = []
+        var letterOfBit: [Character] = []
         for letter in inputs.joined() where bit[letter] == nil {
             bit[letter] = sizeOfBit.count
             sizeOfBit.append(sizes[letter]!)
+            letterOfBit.append(letter)
         }
         func mask(_ letters: some Sequence<Character>) -> UInt64 {
             letters.reduce(0) { $0 | (1 << UInt64(bit[$1]!)) }
@@ -261,7 +267,7 @@ extension EinsumExpression {
             let keep = indicesNeeded(excludingOperand: k)
             return mask(inputs[k].filter { keep.contains($0) })
         }
-        return (operands, mask(output), sizeOfBit)
+        return (operands, mask(output), sizeOfBit, letterOfBit)
     }
 
     /// The element count of a tensor with the indices of `mask`.
@@ -277,7 +283,7 @@ extension EinsumExpression {
     /// Optimal pairs by dynamic programming over subsets (see `optimalPath`), by multiply-adds or, `byTime`, by
     /// `ContractionTimeModel`.
     private func exhaustivePairs(byTime: Bool) -> [(Int, Int)] {
-        let (operands, outputMask, sizeOfBit) = masks()
+        let (operands, outputMask, sizeOfBit, letterOfBit) = masks()
         let n = operands.count
         guard n > 1 else { return [] }
         let full = (1 << n) - 1
@@ -300,13 +306,19 @@ extension EinsumExpression {
                 if sub & low != 0 {
                     let other = s ^ sub
                     let (a, b) = (keep[sub], keep[other])
-                    let step: Double
+                    var step: Double
                     if byTime {
                         let shared = a & b
                         step = ContractionTimeModel.cost(
                             batch: Self.size(of: shared & keep[s], sizeOfBit), m: Self.size(of: a & ~b, sizeOfBit),
                             k: Self.size(of: shared & ~keep[s], sizeOfBit), n: Self.size(of: b & ~a, sizeOfBit),
                             elements: keepSize[sub] + keepSize[other] + keepSize[s])
+                        if s == full {
+                            func letters(_ mask: UInt64) -> Set<Character> {
+                                Set(letterOfBit.indices.filter { mask & (1 << UInt64($0)) != 0 }.map { letterOfBit[$0] })
+                            }
+                            step += finalPermuteEstimate(letters(a), letters(b))
+                        }
                     } else {
                         step = Double(Self.size(of: a | b, sizeOfBit))
                     }
@@ -338,10 +350,23 @@ extension EinsumExpression {
         return pairs
     }
 
+    /// The estimated cost (`ContractionTimeModel` units) of permuting the result of a last step between operands
+    /// with indices `a` and `b` to the output order: the GEMM writes (batch, left-free, right-free) with either
+    /// operand on the left and each group in output order (what `planPair` aims for with a preferred result), so
+    /// the cheaper of the two layouts by `permuteCost`. The search otherwise ignores layouts; without this term a
+    /// path whose last step interleaves the two operands' indices (Tucker's output factors, a TT or KPD factor
+    /// absorbed last) makes one more pass over the output in the forward pass and one in the backward pass.
+    func finalPermuteEstimate(_ a: Set<Character>, _ b: Set<Character>) -> Double {
+        let batch = output.filter { a.contains($0) && b.contains($0) }
+        let (onlyA, onlyB) = (output.filter { a.contains($0) && !b.contains($0) }, output.filter { b.contains($0) && !a.contains($0) })
+        let elements = Swift.min(permuteCost(batch + onlyA + onlyB, to: output), permuteCost(batch + onlyB + onlyA, to: output))
+        return ContractionTimeModel.elementCost * Double(elements)
+    }
+
     /// Greedy pairs: cheapest next contraction (Rule C1), ties by smaller result then position; pairs sharing an
     /// index first, outer products only when no such pair remains.
     private func greedyPairs() -> [(Int, Int)] {
-        var (current, outputMask, sizeOfBit) = masks()
+        var (current, outputMask, sizeOfBit, _) = masks()
         var pairs: [(Int, Int)] = []
         while current.count > 1 {
             var best: (connected: Bool, cost: Int, size: Int, i: Int, j: Int)? = nil

@@ -1,5 +1,5 @@
 import Testing
-import TensorCore
+@testable import TensorCore
 
 /// Naive einsum by nested summation over every index assignment, written independently of the library: the
 /// reference value and, per output element, Σ|terms| (the magnitude that bounds the rounding error of any
@@ -330,6 +330,51 @@ struct EinsumTests {
         let operands = shapes.map { Tensor<Double>.randomNormal($0, generator: &generator) }
         let reference = expression.evaluate(operands, path: fewest)
         #expect(expression.evaluate(operands, path: fastest).relativeError(to: reference) < 1e-12)
+    }
+
+    /// "acfd,fce->ade" contracts c and f out of the middle of acfd, so that operand must be permuted. Its GEMM
+    /// layouts are [a d | c f] and [c f | a d]; the second keeps d, 32-element runs, in place (the first moves single
+    /// elements) and is passed to BLAS as a transpose. The value matches the naive sum.
+    @Test func operandPermuteKeepsTheLongerContiguousRun() {
+        let spec = "acfd,fce->ade"
+        let shapes = [[16, 32, 4, 32], [4, 32, 8]]
+        let expression = EinsumExpression(spec, shapes: shapes)
+        let plan = expression.planPair(Array("acfd"), Array("fce"), keep: Set("ade"), preferredResult: Array("ade"))
+        let layout = plan.operandsSwapped ? plan.right : plan.left
+        guard case let .permute(permutation, _) = layout else {
+            Issue.record("acfd needs a permute, got \(layout)")
+            return
+        }
+        let target: [Character] = permutation.map { Array("acfd")[$0] }
+        #expect(target.last == "d")
+        var generator = SeededGenerator(seed: 12)
+        let operands = shapes.map { Tensor<Double>.randomNormal($0, generator: &generator) }
+        #expect(matchesReference(expression.evaluate(operands), naiveEinsum(spec, operands)))
+    }
+
+    /// The fastest-path search charges a last step that cannot write the output in order (`finalPermuteEstimate`):
+    /// for the Tucker layer of `lowrank bench layers` (1024 = 4·8·8·4 features, ranks 4, batch 256) and for KPD
+    /// (32·32, rank 4) the chosen path's last GEMM writes the output order, and the value is unchanged.
+    @Test func fastestPathWritesTheOutputInOrder() {
+        let cases: [(String, [[Int]])] = [
+            ("abcde,bj,ck,dl,em,jklmnopq,fn,go,hp,iq->afghi",
+             [[256, 4, 8, 8, 4], [4, 4], [8, 4], [8, 4], [4, 4], Array(repeating: 4, count: 8), [4, 4], [8, 4], [8, 4], [4, 4]]),
+            ("abc,fbd,fce->ade", [[256, 32, 32], [4, 32, 32], [4, 32, 32]]),
+        ]
+        for (spec, shapes) in cases {
+            let expression = EinsumExpression(spec, shapes: shapes)
+            let fastest = expression.optimalPath(strategy: .fastest)
+            #expect(fastest.steps.last?.resultIndices == expression.output, "\(spec): \(fastest)")
+            var generator = SeededGenerator(seed: 5)
+            let operands = shapes.map { Tensor<Double>.randomNormal($0, generator: &generator) }
+            let reference = expression.evaluate(operands, path: expression.optimalPath(strategy: .exhaustive))
+            #expect(expression.evaluate(operands, path: fastest).relativeError(to: reference) < 1e-12)
+        }
+        // The Tucker path the search took before this term: its last step (aopfi, gohp) interleaves the operands'
+        // indices in afghi, a permute of the whole output.
+        let tucker = EinsumExpression(cases[0].0, shapes: cases[0].1)
+        #expect(tucker.finalPermuteEstimate(Set("aopfi"), Set("gohp")) > 0)
+        #expect(tucker.finalPermuteEstimate(Set("apqfg"), Set("hpiq")) == 0)
     }
 
     @Test func greedySearchRunsBeyondEightOperands() {
