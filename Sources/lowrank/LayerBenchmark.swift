@@ -162,11 +162,12 @@ struct LayerBenchmark {
         }
     }
 
-    /// The peer's TT rows are block-TT at ranks 16 and 32 on the same modes: compare with our TT at the same rank.
+    /// The peer's TT rows are block-TT at ranks 16 and 32 on the same modes, forward + backward: compare with our
+    /// TT at the same rank in its fastest training row (the inference rows time the forward pass alone).
     private func comparison(_ entry: (name: String, parameters: String, milliseconds: String), _ rows: [Row]) -> String {
         guard let theirs = Double(entry.milliseconds), entry.name.hasPrefix("blocktt-r") else { return "" }
         let rank = entry.name.dropFirst("blocktt-r".count).prefix { $0.isNumber }
-        let ours = rows.filter { $0.layer == "tt r\(rank)" }.map(\.seconds).min()
+        let ours = rows.filter { $0.layer == "tt r\(rank)" && !$0.mode.hasPrefix("inference") }.map(\.seconds).min()
         return ours.map { String(format: "%.1f× faster", theirs / ($0 * 1e3)) } ?? ""
     }
 
