@@ -26,6 +26,12 @@ public enum TensorizationFormat: String, CaseIterable, Codable, Sendable {
     case btd
     /// Kronecker products: KPD (FC) [50] / GKPD (conv) [36]; also spelled `gkpd`.
     case kpd
+    /// Semi-tensor ring [37]: STR-matrix (FC) / STR-conv, with STP factor t = `stpFactor`. A layer whose output
+    /// modes or ranks t does not divide (a 10-way classifier) stays dense.
+    case str
+
+    /// The STP factor t of `str` (1 for the other formats).
+    public var stpFactor: Int { self == .str ? 2 : 1 }
 
     /// The format named `name` (`gkpd` is `kpd`).
     ///
@@ -50,6 +56,7 @@ public enum TensorizationFormat: String, CaseIterable, Codable, Sendable {
         case .ht: return .hierarchicalTucker
         case .btd: return .blockTerm
         case .kpd: return .kronecker
+        case .str: return .semiTensorRing
         }
     }
 
@@ -64,6 +71,7 @@ public enum TensorizationFormat: String, CaseIterable, Codable, Sendable {
         case .ht: return .hierarchicalTucker
         case .btd: return .blockTerm
         case .kpd: return .gkpd
+        case .str: return .semiTensorRing
         }
     }
 }
@@ -437,9 +445,11 @@ extension TensorizedModel {
                 let coreRatio = try coreCompressionRatio(ratio, weights: weights, bias: conv.bias == nil ? 0 : conv.outChannels, layer: name)
                 ranks = try FactorizedConv2D<Scalar>.uniformRanks(format: format, inChannels: conv.inChannels, outChannels: conv.outChannels,
                                                                   kernelHeight: geometry.kernelHeight, kernelWidth: geometry.kernelWidth,
-                                                                  channelModes: modes, blocks: blocks, compressionRatio: coreRatio, name: name)
+                                                                  channelModes: modes, blocks: blocks, stpFactor: request.format.stpFactor,
+                                                                  compressionRatio: coreRatio, name: name)
             }
-            let (wiring, expanded) = try FactorizedConv2D<Scalar>.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks, layer: name)
+            let (wiring, expanded) = try FactorizedConv2D<Scalar>.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks,
+                                                                         stpFactor: request.format.stpFactor, layer: name)
             let plan = TensorizedLayerPlan(index: candidate.index, ranks: expanded, inputModes: modes.input, outputModes: modes.output,
                                            kernelModes: format == .gkpd ? [modes.kernelHeight, modes.kernelWidth] : nil, blocks: blocks)
             return (plan, try plannedCount(wiring.coreShapes, bias: conv.bias?.value.scalarCount ?? 0, ranks: expanded, layer: name))
@@ -448,33 +458,38 @@ extension TensorizedModel {
         let format = request.format.linearFormat
         let name = "layer \(candidate.name) (\(linear.layerDescription))"
         let (inputModes, outputModes) = linearModes(inputs: linear.inputFeatures, outputs: linear.outputFeatures, format: format)
+        let t = request.format.stpFactor
         var ranks: [Int]
         switch request.ranks {
         case let .uniform(r): ranks = [r]
         case let .compressionRatio(ratio):
             let weights = linear.inputFeatures * linear.outputFeatures
             let budget = Double(weights) / (try coreCompressionRatio(ratio, weights: weights, bias: linear.bias == nil ? 0 : linear.outputFeatures, layer: name))
-            /// The cores' parameters at uniform rank r, or nil when the format cannot take r or the count overflows.
+            /// The cores' parameters at uniform rank r·t (ranks of an STP format are multiples of t), or nil when the
+            /// format cannot take it or the count overflows.
             func parameters(_ r: Int) -> Int? {
                 (try? FactorizedLinear<Scalar>.network(format: format, inputModes: inputModes, outputModes: outputModes,
-                                                       ranks: [r], blocks: blocks, layer: name)).flatMap { scalarCount($0.0.coreShapes) }
+                                                       ranks: [r * t], blocks: blocks, stpFactor: t, layer: name)).flatMap { scalarCount($0.0.coreShapes) }
             }
             guard let atOne = parameters(1), Double(atOne) <= budget else {
+                // The smallest rank's own error (modes or t that do not fit) names the problem best.
+                _ = try FactorizedLinear<Scalar>.network(format: format, inputModes: inputModes, outputModes: outputModes,
+                                                         ranks: [t], blocks: blocks, stpFactor: t, layer: name)
                 let best = parameters(1).map { String(format: "%.2f", Double(weights) / Double($0)) } ?? "nothing"
                 throw CompressionError.invalidRanks(layer: name, problem:
-                    "no uniform rank reaches a compression ratio of \(ratio) in \(format) with modes \(inputModes) → \(outputModes); rank 1 gives \(best); ask for less or use another format")
+                    "no uniform rank reaches a compression ratio of \(ratio) in \(format) with modes \(inputModes) → \(outputModes); rank \(t) gives \(best); ask for less or use another format")
             }
             var low = 1, high = Swift.max(linear.inputFeatures, linear.outputFeatures)
             while low < high {
                 let middle = (low + high + 1) / 2
                 if let count = parameters(middle), Double(count) <= budget { low = middle } else { high = middle - 1 }
             }
-            ranks = [low]
+            ranks = [low * t]
         }
         let rankCount = FactorizedLinear<Scalar>.rankCount(format, d: inputModes.count)
         if ranks.count == 1 && rankCount != 1 { ranks = [Int](repeating: ranks[0], count: rankCount) }
         let network = try FactorizedLinear<Scalar>.network(format: format, inputModes: inputModes, outputModes: outputModes,
-                                                           ranks: ranks, blocks: blocks, layer: name).0
+                                                           ranks: ranks, blocks: blocks, stpFactor: t, layer: name).0
         let plan = TensorizedLayerPlan(index: candidate.index, ranks: ranks, inputModes: inputModes, outputModes: outputModes,
                                        kernelModes: nil, blocks: blocks)
         return (plan, try plannedCount(network.coreShapes, bias: linear.bias?.value.scalarCount ?? 0, ranks: ranks, layer: name))
@@ -528,12 +543,13 @@ extension TensorizedModel {
             return try FactorizedConv2D<Scalar>(format: format.convFormat, inChannels: conv.inChannels, outChannels: conv.outChannels,
                                                 kernelHeight: conv.kernelSize.height, kernelWidth: conv.kernelSize.width,
                                                 params: conv.params, ranks: plan.ranks, channelModes: modes, blocks: plan.blocks,
-                                                bias: conv.bias != nil, executionMode: mode, generator: &generator)
+                                                stpFactor: format.stpFactor, bias: conv.bias != nil, executionMode: mode,
+                                                generator: &generator)
         }
         let linear = candidate.layer as! Linear<Scalar>
         let layer = try FactorizedLinear<Scalar>(inputModes: plan.inputModes, outputModes: plan.outputModes, format: format.linearFormat,
-                                                 ranks: plan.ranks, blocks: plan.blocks, bias: linear.bias != nil,
-                                                 executionMode: mode, generator: &generator)
+                                                 ranks: plan.ranks, blocks: plan.blocks, stpFactor: format.stpFactor,
+                                                 bias: linear.bias != nil, executionMode: mode, generator: &generator)
         guard layer.inputFeatures == linear.inputFeatures, layer.outputFeatures == linear.outputFeatures else {
             throw CompressionError.invalidModes(layer: layer.name, problem:
                 "modes \(plan.inputModes) → \(plan.outputModes) do not multiply to \(linear.inputFeatures) → \(linear.outputFeatures); use \(balancedFactorization(of: linear.inputFeatures, into: 4)) → \(balancedFactorization(of: linear.outputFeatures, into: 4))")

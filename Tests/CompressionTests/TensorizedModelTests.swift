@@ -130,6 +130,37 @@ private func forward(_ model: any ShapedLayer<Float>, _ x: Tensor<Float>) -> Ten
         #expect(throws: CompressionError.self) { try TensorizationRequest(format: "qr", rank: 8, ratio: nil) }
     }
 
+    /// STR [37] (t = 2) at ratio 5: the three convolutions (STR-conv) and the 3136→256 layer (STR-matrix) are
+    /// replaced with ranks that are multiples of t and ≥ 5× fewer parameters each. The 10-way classifier stays dense:
+    /// 10 = 2·5 cannot be split into output modes that t divides, and its reason says so. The checkpoint's record
+    /// rebuilds the same layers, and the factorized and reconstructed modes compute the same function.
+    @Test func semiTensorRingTakesTheLayersItsFactorDivides() throws {
+        let request = TensorizationRequest(format: .str, ranks: .compressionRatio(5), executionMode: .factorized)
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: fmnistRecord, request: request, seed: 2)
+        #expect(built.layers.map(\.isReplaced) == [false, true, true, true, true, false])
+        #expect(built.layers.filter(\.isReplaced).map { $0.format } == ["semiTensorRing", "semiTensorRing", "semiTensorRing", "semiTensorRing"])
+        for summary in built.layers where summary.isReplaced {
+            #expect(summary.ranks.allSatisfy { $0 % 2 == 0 }, "layer \(summary.name): ranks \(summary.ranks)")
+            #expect(5 * summary.parameters <= summary.denseParameters, "layer \(summary.name): \(summary.parameters) of \(summary.denseParameters)")
+        }
+        let classifier = try #require(built.layers.last)
+        #expect(classifier.reason?.contains("2") == true, "\(classifier.reason ?? "no reason")")
+
+        let rebuilt: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: built.architectureJSON, seed: 5)
+        #expect(rebuilt.plan == built.plan)
+        #expect(rebuilt.model.trainableParameterCount == built.model.trainableParameterCount)
+
+        let x = Tensor<Float>.randomNormal([2, 28, 28, 1], seed: 3)
+        let factorized = forward(built.model, x)
+        let sequential = try #require(built.model as? Sequential<Float>)
+        for layer in sequential.layers {
+            (layer as? FactorizedConv2D<Float>)?.executionMode = .reconstructed
+            (layer as? FactorizedLinear<Float>)?.executionMode = .reconstructed
+        }
+        let reconstructed = forward(built.model, x)
+        #expect((factorized - reconstructed).squaredNorm().squareRoot() <= 1e-4 * reconstructed.squaredNorm().squareRoot())
+    }
+
     /// ResNets hold their convolutions in blocks: tensorizing one is refused with the reason.
     @Test func residualModelsAreRefused() throws {
         let record = ModelArchitecture(model: "resnet20", inputShape: [28, 28, 1], classes: 10).json
