@@ -136,6 +136,32 @@ public enum ModelSurgery {
         return count
     }
 
+    /// Multiply-adds per image when `batch` images run together: `model.multiplyAdds(forInput:)` (one image) with
+    /// every factorized layer's cost taken at the whole batch, in its execution mode, and divided by `batch`. Its
+    /// weight-side steps (core merges, a weight rebuilt in the reconstructed mode: METHODS §0.3 Rule C3) are shared
+    /// by the batch, so a model whose layers rebuild their weights can cost many times a dense model for one image
+    /// and about as much as one at a training batch.
+    ///
+    /// - Precondition: batch ≥ 1.
+    public static func multiplyAddsPerImage<Scalar: TensorScalar>(of model: any ShapedLayer<Scalar>, inputShape: [Int],
+                                                                  batch: Int) -> Int {
+        precondition(batch >= 1, "ModelSurgery.multiplyAddsPerImage: batch \(batch) must be at least 1")
+        var total = model.multiplyAdds(forInput: inputShape)
+        func visit(_ layer: any Layer<Scalar>, inputShape: [Int]) {
+            if let linear = layer as? FactorizedLinear<Scalar> {
+                let rows = inputShape.dropLast().reduce(1, *)
+                total += (linear.macs(batch: batch * rows) + batch - 1) / batch - linear.macs(batch: rows)
+            } else if let conv = layer as? FactorizedConv2D<Scalar> {
+                let cost = { (n: Int) in conv.cost(forInput: inputShape, batch: n, mode: conv.executionMode).total }
+                total += (cost(batch) + batch - 1) / batch - cost(1)
+            } else if let container = layer as? any LayerContainer<Scalar> {
+                for (_, child, shape) in container.childLayers(inputShape: inputShape) { visit(child, inputShape: shape) }
+            }
+        }
+        visit(model, inputShape: inputShape)
+        return total
+    }
+
     /// The batches `recalibrateBatchNorm` averages by default.
     public static let recalibrationBatches = 50
 

@@ -73,6 +73,7 @@ struct Evaluate: ParsableCommand {
                 "checkpoint": checkpoint, "model": architecture.model, "data": test.name,
                 "accuracy": result.accuracy, "loss": result.loss, "correct": result.correct, "count": result.count,
                 "parameters": trainable, "stored_scalars": stored, "multiply_adds_per_image": macs,
+                "multiply_adds_per_image_at_batch": ModelSurgery.multiplyAddsPerImage(of: model, inputShape: architecture.inputShape, batch: batch),
                 "seconds": seconds, "images_per_second": Double(test.count) / seconds,
             ]
             if let epoch = saved.trainingState?.epoch { object["epoch"] = epoch }
@@ -90,7 +91,7 @@ struct Evaluate: ParsableCommand {
         print(String(format: "accuracy %.2f%% (%d of %d), loss %.4f", 100 * result.accuracy, result.correct,
                      result.count, result.loss))
         print("parameters \(grouped(trainable)) (+ \(grouped(stored - trainable)) batch-norm statistics), "
-              + "\(grouped(macs)) multiply-adds per image (\(Train.millions(macs)) M)")
+              + Train.describeMultiplyAdds(model, inputShape: architecture.inputShape, batch: batch))
         print(String(format: "%.2f s, %.0f images/s", seconds, Double(test.count) / seconds))
         guard layers else { return }
         let rows = [["layer", "type", "output", "parameters", "multiply-adds"]]

@@ -187,7 +187,7 @@ struct Train: ParsableCommand {
         if !output.json {
             let parameters = model.trainableParameterCount
             print("training \(architecture.model) (\(grouped(parameters)) parameters, "
-                  + "\(Self.millions(model.multiplyAdds(forInput: architecture.inputShape))) M multiply-adds per image) "
+                  + Self.describeMultiplyAdds(model, inputShape: architecture.inputShape, batch: batch) + ") "
                   + "on \(training.name): \(training.count) images, test \(test.count)")
             print("optimizer \(optimizerConfiguration.name) \(Self.describe(optimizerConfiguration.hyperparameters)), "
                   + "lr \(trainer.configuration.schedule.learningRate(atStep: trainer.state.step)), batch \(batch), "
@@ -207,6 +207,7 @@ struct Train: ParsableCommand {
                 "model": architecture.model, "architecture": built.architectureJSON, "data": source.rawValue,
                 "parameters": model.trainableParameterCount,
                 "multiply_adds_per_image": model.multiplyAdds(forInput: architecture.inputShape),
+                "multiply_adds_per_image_at_batch": ModelSurgery.multiplyAddsPerImage(of: model, inputShape: architecture.inputShape, batch: batch),
                 "optimizer": optimizerConfiguration.name, "batch": batch, "seed": trainer.configuration.seed,
                 "threads": threads, "checkpoint": path, "images_per_second": summary.imagesPerSecond,
                 "epochs": summary.epochs.map(Self.json), "total_seconds": Date().timeIntervalSince(started),
@@ -232,6 +233,14 @@ struct Train: ParsableCommand {
     static func imageShape(_ source: Dataset.Source) -> [Int] { source == .cifar10 ? [32, 32, 3] : [28, 28, 1] }
 
     static func millions(_ count: Int) -> String { String(format: "%.1f", Double(count) / 1e6) }
+
+    /// "12.3 M multiply-adds per image", and the per-image count at `batch` when factorized layers share
+    /// weight-side work across the batch (`ModelSurgery.multiplyAddsPerImage`).
+    static func describeMultiplyAdds(_ model: any ShapedLayer<Float>, inputShape: [Int], batch: Int) -> String {
+        let single = model.multiplyAdds(forInput: inputShape)
+        let batched = ModelSurgery.multiplyAddsPerImage(of: model, inputShape: inputShape, batch: batch)
+        return "\(millions(single)) M multiply-adds per image" + (batched == single ? "" : ", \(millions(batched)) M at batch \(batch)")
+    }
 
     static func describe(_ hyperparameters: [String: Double]) -> String {
         hyperparameters.keys.sorted().map { "\($0) \(hyperparameters[$0]!)" }.joined(separator: ", ")

@@ -161,6 +161,26 @@ private func forward(_ model: any ShapedLayer<Float>, _ x: Tensor<Float>) -> Ten
         #expect((factorized - reconstructed).squaredNorm().squareRoot() <= 1e-4 * reconstructed.squaredNorm().squareRoot())
     }
 
+    /// In the reconstructed mode each factorized layer rebuilds its weight once per pass, whatever the batch: for
+    /// one image the TT model costs more than the dense one, and per image at a batch of 10⁹ it costs the dense
+    /// model's multiply-adds plus at most one per layer (each rebuild's share, rounded up).
+    @Test func rebuildsAreSharedByTheBatch() throws {
+        let dense: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: fmnistRecord, seed: 0)
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: fmnistRecord,
+            request: TensorizationRequest(format: .tt, ranks: .compressionRatio(5), executionMode: .reconstructed), seed: 0)
+        let shape = [28, 28, 1]
+        let denseMACs = dense.model.multiplyAdds(forInput: shape)
+        let single = ModelSurgery.multiplyAddsPerImage(of: built.model, inputShape: shape, batch: 1)
+        #expect(single == built.model.multiplyAdds(forInput: shape))
+        #expect(single > denseMACs)
+        let replaced = built.layers.filter(\.isReplaced).count
+        let large = ModelSurgery.multiplyAddsPerImage(of: built.model, inputShape: shape, batch: 1_000_000_000)
+        #expect(large >= denseMACs && large <= denseMACs + replaced, "\(large) for dense \(denseMACs)")
+        let training = ModelSurgery.multiplyAddsPerImage(of: built.model, inputShape: shape, batch: 128)
+        #expect(large <= training && training < single)
+    }
+
     /// ResNets hold their convolutions in blocks: tensorizing one is refused with the reason.
     @Test func residualModelsAreRefused() throws {
         let record = ModelArchitecture(model: "resnet20", inputShape: [28, 28, 1], classes: 10).json
