@@ -29,9 +29,12 @@ public enum TensorizationFormat: String, CaseIterable, Codable, Sendable {
     /// Semi-tensor ring [37]: STR-matrix (FC) / STR-conv, with STP factor t = `stpFactor`. A layer whose output
     /// modes or ranks t does not divide (a 10-way classifier) stays dense.
     case str
+    /// Semi-tensor train [37] on the FC layers, t = `stpFactor`; LowRank has no STT conv form, so convolutions stay
+    /// dense.
+    case stt
 
-    /// The STP factor t of `str` (1 for the other formats).
-    public var stpFactor: Int { self == .str ? 2 : 1 }
+    /// The STP factor t of `str` and `stt` (1 for the other formats).
+    public var stpFactor: Int { self == .str || self == .stt ? 2 : 1 }
 
     /// The format named `name` (`gkpd` is `kpd`).
     ///
@@ -57,11 +60,12 @@ public enum TensorizationFormat: String, CaseIterable, Codable, Sendable {
         case .btd: return .blockTerm
         case .kpd: return .kronecker
         case .str: return .semiTensorRing
+        case .stt: return .semiTensorTrain
         }
     }
 
-    /// The format of a factorized convolution.
-    public var convFormat: FactorizedConvFormat {
+    /// The format of a factorized convolution, or nil for `stt` (no conv form).
+    public var convFormat: FactorizedConvFormat? {
         switch self {
         case .tt: return .tensorTrain
         case .tr: return .tensorRing
@@ -72,6 +76,7 @@ public enum TensorizationFormat: String, CaseIterable, Codable, Sendable {
         case .btd: return .blockTerm
         case .kpd: return .gkpd
         case .str: return .semiTensorRing
+        case .stt: return nil
         }
     }
 }
@@ -432,7 +437,7 @@ extension TensorizedModel {
     {
         let blocks = request.format == .btd ? request.blocks : 1
         if let conv = candidate.layer as? Conv2D<Scalar> {
-            let format = request.format.convFormat
+            let format = try convFormat(request.format, layer: "layer \(candidate.name) (\(conv.layerDescription))")
             let geometry = ConvGeometry(inChannels: conv.inChannels, outChannels: conv.outChannels,
                                         kernelHeight: conv.kernelSize.height, kernelWidth: conv.kernelSize.width, params: conv.params)
             let name = "layer \(candidate.name) (\(conv.layerDescription))"
@@ -532,6 +537,17 @@ extension TensorizedModel {
         return Double(weights) / budget
     }
 
+    /// The conv format of `format`.
+    ///
+    /// - Throws: `CompressionError.unsupportedFormat` for `stt`, which has no conv form.
+    private static func convFormat(_ format: TensorizationFormat, layer: String) throws -> FactorizedConvFormat {
+        guard let convFormat = format.convFormat else {
+            throw CompressionError.unsupportedFormat(layer: layer, problem:
+                "\(format.rawValue) has no convolution form in LowRank; the convolution stays dense (str covers convolutions too)")
+        }
+        return convFormat
+    }
+
     /// The pre-set factorized layer a plan describes for a dense candidate (its geometry and bias kept).
     fileprivate static func factorized<Scalar>(_ candidate: DenseCandidate<Scalar>, plan: TensorizedLayerPlan,
                                                format: TensorizationFormat, mode: ExecutionMode,
@@ -540,7 +556,7 @@ extension TensorizedModel {
             let modes = plan.inputModes.isEmpty ? nil
                 : ConvChannelModes(input: plan.inputModes, output: plan.outputModes, kernelHeight: plan.kernelModes?.first ?? [],
                                    kernelWidth: plan.kernelModes?.last ?? [])
-            return try FactorizedConv2D<Scalar>(format: format.convFormat, inChannels: conv.inChannels, outChannels: conv.outChannels,
+            return try FactorizedConv2D<Scalar>(format: convFormat(format, layer: candidate.name), inChannels: conv.inChannels, outChannels: conv.outChannels,
                                                 kernelHeight: conv.kernelSize.height, kernelWidth: conv.kernelSize.width,
                                                 params: conv.params, ranks: plan.ranks, channelModes: modes, blocks: plan.blocks,
                                                 stpFactor: format.stpFactor, bias: conv.bias != nil, executionMode: mode,

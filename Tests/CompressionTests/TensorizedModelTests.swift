@@ -161,6 +161,21 @@ private func forward(_ model: any ShapedLayer<Float>, _ x: Tensor<Float>) -> Ten
         #expect((factorized - reconstructed).squaredNorm().squareRoot() <= 1e-4 * reconstructed.squaredNorm().squareRoot())
     }
 
+    /// STT [37] has no conv form: at ratio 5 only the 3136→256 layer becomes STT (ranks multiples of t = 2, ≥ 5×
+    /// fewer parameters); the convolutions stay dense with that reason, and so does the 10-way classifier.
+    @Test func semiTensorTrainTakesTheFullyConnectedLayers() throws {
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: fmnistRecord, request: TensorizationRequest(format: .stt, ranks: .compressionRatio(5)), seed: 4)
+        #expect(built.layers.map(\.isReplaced) == [false, false, false, false, true, false])
+        let fc = built.layers[4]
+        #expect(fc.format == "semiTensorTrain" && fc.ranks.allSatisfy { $0 % 2 == 0 }, "\(fc)")
+        #expect(5 * fc.parameters <= fc.denseParameters)
+        for conv in built.layers[1...3] {
+            #expect(conv.reason?.contains("no convolution form") == true, "layer \(conv.name): \(conv.reason ?? "no reason")")
+        }
+        #expect(forward(built.model, Tensor<Float>.randomNormal([2, 28, 28, 1], seed: 6)).shape == [2, 10])
+    }
+
     /// In the reconstructed mode each factorized layer rebuilds its weight once per pass, whatever the batch: for
     /// one image the TT model costs more than the dense one, and per image at a batch of 10⁹ it costs the dense
     /// model's multiply-adds plus at most one per layer (each rebuild's share, rounded up).
