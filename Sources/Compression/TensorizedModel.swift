@@ -437,10 +437,10 @@ extension TensorizedModel {
     {
         let blocks = request.format == .btd ? request.blocks : 1
         if let conv = candidate.layer as? Conv2D<Scalar> {
-            let format = try convFormat(request.format, layer: "layer \(candidate.name) (\(conv.layerDescription))")
+            let name = "layer \(candidate.name) (\(conv.layerDescription))"
+            let format = try convFormat(request.format, layer: name)
             let geometry = ConvGeometry(inChannels: conv.inChannels, outChannels: conv.outChannels,
                                         kernelHeight: conv.kernelSize.height, kernelWidth: conv.kernelSize.width, params: conv.params)
-            let name = "layer \(candidate.name) (\(conv.layerDescription))"
             let modes = try FactorizedConv2D<Scalar>.resolvedModes(format, geometry, nil, layer: name)
             var ranks: [Int]
             switch request.ranks {

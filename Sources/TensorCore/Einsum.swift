@@ -220,8 +220,8 @@ public struct EinsumExpression: Sendable, Equatable, CustomStringConvertible {
     ///
     /// With `preferredResult` (the final output order) the default plan competes with plans whose free indices
     /// follow that order (either operand as the GEMM's left one), by the same weighted copies: operand permutes
-    /// plus the final permute to the preferred order (a result already in order costs nothing). A VJP whose gradient must
-    /// come out in its operand's layout then usually needs no permute at all, and a weight rebuilt from small
+    /// plus the final permute to the preferred order (a result already in order costs nothing). A VJP whose
+    /// gradient must come out in its operand's layout then usually needs no permute at all, and a weight rebuilt from small
     /// cores, 𝒲[i₁…i_d o₁…o_d], comes out of its last GEMM with whole output-mode blocks in place
     /// ([i₁ i₂ o₁ o₂ | i₃ i₄ o₃ o₄] rather than [i₁ o₁ i₂ o₂ | i₃ o₃ i₄ o₄]: runs of O₃O₄ instead of O₄).
     func planPair(_ a: [Character], _ b: [Character], keep: Set<Character>,
