@@ -26,15 +26,15 @@ public enum TensorizationFormat: String, CaseIterable, Codable, Sendable {
     case btd
     /// Kronecker products: KPD (FC) [50] / GKPD (conv) [36]; also spelled `gkpd`.
     case kpd
-    /// Semi-tensor ring [37]: STR-matrix (FC) / STR-conv, with STP factor t = `stpFactor`. A layer whose output
-    /// modes or ranks t does not divide (a 10-way classifier) stays dense.
+    /// Semi-tensor ring [37]: STR-matrix (FC) / STR-conv, with STP factor t (`TensorizationRequest.stpFactor`). A
+    /// layer whose output modes or ranks t does not divide (a 10-way classifier at t = 2) stays dense.
     case str
-    /// Semi-tensor train [37] on the FC layers, t = `stpFactor`; LowRank has no STT conv form, so convolutions stay
+    /// Semi-tensor train [37] on the FC layers, with STP factor t; LowRank has no STT conv form, so convolutions stay
     /// dense.
     case stt
 
-    /// The STP factor t of `str` and `stt` (1 for the other formats).
-    public var stpFactor: Int { self == .str || self == .stt ? 2 : 1 }
+    /// Whether the format links cores by the semi-tensor product (takes an STP factor t).
+    public var usesSemiTensorProduct: Bool { self == .str || self == .stt }
 
     /// The format named `name` (`gkpd` is `kpd`).
     ///
@@ -105,23 +105,26 @@ public struct TensorizationRequest: Sendable, Equatable {
     public var blocks = 2
     /// How the factorized layers run.
     public var executionMode: ExecutionMode = .auto
+    /// The STP factor t for `str` and `stt` (ranks of the ratio search step in multiples of t).
+    public var stpFactor = 2
 
     /// A request with the default ends (first conv dense, classifier factorized).
     public init(format: TensorizationFormat, ranks: Ranks, keepFirstConv: Bool = true, keepLastLinear: Bool = false,
-                blocks: Int = 2, executionMode: ExecutionMode = .auto) {
+                blocks: Int = 2, executionMode: ExecutionMode = .auto, stpFactor: Int = 2) {
         self.format = format
         self.ranks = ranks
         self.keepFirstConv = keepFirstConv
         self.keepLastLinear = keepLastLinear
         self.blocks = blocks
         self.executionMode = executionMode
+        self.stpFactor = stpFactor
     }
 
-    /// A request from command-line values: a format name, exactly one of `rank` and `ratio`, and an execution
-    /// mode name (`auto`, `factorized`, `reconstructed`).
+    /// A request from command-line values: a format name, exactly one of `rank` and `ratio`, an execution
+    /// mode name (`auto`, `factorized`, `reconstructed`) and the STP factor of `str` and `stt`.
     ///
     /// - Throws: `CompressionError` naming the option and the valid values.
-    public init(format name: String, rank: Int?, ratio: Double?, execution: String = "auto") throws {
+    public init(format name: String, rank: Int?, ratio: Double?, execution: String = "auto", stpFactor: Int = 2) throws {
         let format = try TensorizationFormat(name: name)
         let ranks: Ranks
         switch (rank, ratio) {
@@ -135,8 +138,14 @@ public struct TensorizationRequest: Sendable, Equatable {
             throw CompressionError.unsupportedFormat(layer: "--execution", problem:
                 "unknown execution mode '\(execution)'; use \(executionModeNames.map(\.name).joined(separator: ", "))")
         }
-        self.init(format: format, ranks: ranks, executionMode: mode)
+        guard stpFactor >= 1 else {
+            throw CompressionError.invalidRanks(layer: "--stp-factor", problem: "the STP factor must be at least 1, got \(stpFactor)")
+        }
+        self.init(format: format, ranks: ranks, executionMode: mode, stpFactor: stpFactor)
     }
+
+    /// t for the layers of this request: `stpFactor` for `str` and `stt`, 1 for the other formats.
+    var linkFactor: Int { format.usesSemiTensorProduct ? stpFactor : 1 }
 }
 
 /// The resolved setting of one replaced layer: what the architecture record stores to rebuild it.
@@ -171,6 +180,13 @@ public struct TensorizationPlan: Codable, Equatable, Sendable {
     public var execution: String
     /// The replaced layers, in model order.
     public var layers: [TensorizedLayerPlan]
+    /// The STP factor t of `str` and `stt` (nil for the other formats).
+    public var stpFactor: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case format, execution, layers
+        case stpFactor = "stp_factor"
+    }
 }
 
 /// One Conv2D or Linear layer of a tensorized model: replaced or kept dense, with its parameters and per-image
@@ -314,8 +330,8 @@ public enum TensorizedModel {
                         "\(request.format.rawValue) at ranks \(plan.ranks) has \(parameters) parameters, not fewer than the dense \(dense); lower the ranks"))
                     continue
                 }
-                let layer = try factorized(candidate, plan: plan, format: request.format, mode: request.executionMode,
-                                           generator: &generator)
+                let layer = try factorized(candidate, plan: plan, format: request.format, stpFactor: request.linkFactor,
+                                           mode: request.executionMode, generator: &generator)
                 model.replace(at: candidate.index, with: layer)
                 plans.append(plan)
                 summaries.append(summary(candidate, layer, ranks: plan.ranks))
@@ -323,7 +339,8 @@ public enum TensorizedModel {
                 summaries.append(summary(candidate, nil, reason: "\(error)"))
             }
         }
-        let plan = TensorizationPlan(format: request.format, execution: name(of: request.executionMode), layers: plans)
+        let plan = TensorizationPlan(format: request.format, execution: name(of: request.executionMode), layers: plans,
+                                     stpFactor: request.format.usesSemiTensorProduct ? request.stpFactor : nil)
         return (plan, summaries)
     }
 
@@ -345,7 +362,9 @@ public enum TensorizedModel {
                 throw CompressionError.unsupportedFormat(layer: "layer \(layerPlan.index)", problem:
                     "the tensorized record names a layer that is not a dense Conv2D or Linear of this model; rebuild the record from the model")
             }
-            let layer = try factorized(candidate, plan: layerPlan, format: plan.format, mode: mode, generator: &generator)
+            // Records written before the STP factor was stored used t = 2.
+            let layer = try factorized(candidate, plan: layerPlan, format: plan.format, stpFactor: plan.stpFactor ?? 2, mode: mode,
+                                       generator: &generator)
             model.replace(at: candidate.index, with: layer)
             replaced[candidate.index] = (layer, layerPlan.ranks)
         }
@@ -450,11 +469,11 @@ extension TensorizedModel {
                 let coreRatio = try coreCompressionRatio(ratio, weights: weights, bias: conv.bias == nil ? 0 : conv.outChannels, layer: name)
                 ranks = try FactorizedConv2D<Scalar>.uniformRanks(format: format, inChannels: conv.inChannels, outChannels: conv.outChannels,
                                                                   kernelHeight: geometry.kernelHeight, kernelWidth: geometry.kernelWidth,
-                                                                  channelModes: modes, blocks: blocks, stpFactor: request.format.stpFactor,
+                                                                  channelModes: modes, blocks: blocks, stpFactor: request.linkFactor,
                                                                   compressionRatio: coreRatio, name: name)
             }
             let (wiring, expanded) = try FactorizedConv2D<Scalar>.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks,
-                                                                         stpFactor: request.format.stpFactor, layer: name)
+                                                                         stpFactor: request.linkFactor, layer: name)
             let plan = TensorizedLayerPlan(index: candidate.index, ranks: expanded, inputModes: modes.input, outputModes: modes.output,
                                            kernelModes: format == .gkpd ? [modes.kernelHeight, modes.kernelWidth] : nil, blocks: blocks)
             return (plan, try plannedCount(wiring.coreShapes, bias: conv.bias?.value.scalarCount ?? 0, ranks: expanded, layer: name))
@@ -463,7 +482,7 @@ extension TensorizedModel {
         let format = request.format.linearFormat
         let name = "layer \(candidate.name) (\(linear.layerDescription))"
         let (inputModes, outputModes) = linearModes(inputs: linear.inputFeatures, outputs: linear.outputFeatures, format: format)
-        let t = request.format.stpFactor
+        let t = request.linkFactor
         var ranks: [Int]
         switch request.ranks {
         case let .uniform(r): ranks = [r]
@@ -550,7 +569,7 @@ extension TensorizedModel {
 
     /// The pre-set factorized layer a plan describes for a dense candidate (its geometry and bias kept).
     fileprivate static func factorized<Scalar>(_ candidate: DenseCandidate<Scalar>, plan: TensorizedLayerPlan,
-                                               format: TensorizationFormat, mode: ExecutionMode,
+                                               format: TensorizationFormat, stpFactor: Int, mode: ExecutionMode,
                                                generator: inout SeededGenerator) throws -> any ShapedLayer<Scalar> {
         if let conv = candidate.layer as? Conv2D<Scalar> {
             let modes = plan.inputModes.isEmpty ? nil
@@ -559,12 +578,12 @@ extension TensorizedModel {
             return try FactorizedConv2D<Scalar>(format: convFormat(format, layer: candidate.name), inChannels: conv.inChannels, outChannels: conv.outChannels,
                                                 kernelHeight: conv.kernelSize.height, kernelWidth: conv.kernelSize.width,
                                                 params: conv.params, ranks: plan.ranks, channelModes: modes, blocks: plan.blocks,
-                                                stpFactor: format.stpFactor, bias: conv.bias != nil, executionMode: mode,
+                                                stpFactor: stpFactor, bias: conv.bias != nil, executionMode: mode,
                                                 generator: &generator)
         }
         let linear = candidate.layer as! Linear<Scalar>
         let layer = try FactorizedLinear<Scalar>(inputModes: plan.inputModes, outputModes: plan.outputModes, format: format.linearFormat,
-                                                 ranks: plan.ranks, blocks: plan.blocks, stpFactor: format.stpFactor,
+                                                 ranks: plan.ranks, blocks: plan.blocks, stpFactor: stpFactor,
                                                  bias: linear.bias != nil, executionMode: mode, generator: &generator)
         guard layer.inputFeatures == linear.inputFeatures, layer.outputFeatures == linear.outputFeatures else {
             throw CompressionError.invalidModes(layer: layer.name, problem:

@@ -86,6 +86,9 @@ struct Train: ParsableCommand {
     @Option(help: "With --format: how factorized layers run (auto, factorized, reconstructed).")
     var execution = "auto"
 
+    @Option(help: "With --format str or stt: the STP factor t (ranks and the linked output modes must be multiples of it).")
+    var stpFactor = 2
+
     @OptionGroup var compression: CompressionAwareOptions
 
     @OptionGroup var output: OutputOptions
@@ -156,7 +159,7 @@ struct Train: ParsableCommand {
         }
         let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
             architectureJSON: checkpoint?.architecture ?? architecture.json,
-            request: try format.map { try TensorizationRequest(format: $0, rank: ranks, ratio: ratio, execution: execution) }, seed: seed)
+            request: try format.map { try TensorizationRequest(format: $0, rank: ranks, ratio: ratio, execution: execution, stpFactor: stpFactor) }, seed: seed)
         let model = built.model
         let optimizer: any Optimizer<Float> = try optimizerConfiguration.makeOptimizer(Float.self)
         var configuration = TrainingConfiguration(epochs: epochs)

@@ -161,6 +161,25 @@ private func forward(_ model: any ShapedLayer<Float>, _ x: Tensor<Float>) -> Ten
         #expect((factorized - reconstructed).squaredNorm().squareRoot() <= 1e-4 * reconstructed.squaredNorm().squareRoot())
     }
 
+    /// The STP factor travels with the record: STR at t = 4 gives ranks that are multiples of 4, the plan stores t,
+    /// and the model rebuilt from the record has the same plan and parameters. Formats without the STP store none.
+    @Test func semiTensorRingAtAnotherFactor() throws {
+        let request = TensorizationRequest(format: .str, ranks: .compressionRatio(5), stpFactor: 4)
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: fmnistRecord, request: request, seed: 2)
+        let plan = try #require(built.plan)
+        #expect(plan.stpFactor == 4)
+        let replaced = built.layers.filter(\.isReplaced)
+        #expect(!replaced.isEmpty, "\(built.layers.map { $0.reason ?? "" })")
+        for summary in replaced { #expect(summary.ranks.allSatisfy { $0 % 4 == 0 }, "layer \(summary.name): \(summary.ranks)") }
+        let rebuilt: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: built.architectureJSON, seed: 1)
+        #expect(rebuilt.plan == plan)
+        #expect(rebuilt.model.trainableParameterCount == built.model.trainableParameterCount)
+        let tt: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: fmnistRecord, request: TensorizationRequest(format: .tt, ranks: .uniform(4)), seed: 2)
+        #expect(tt.plan?.stpFactor == nil && !tt.architectureJSON.contains("stp_factor"))
+        #expect(throws: CompressionError.self) { try TensorizationRequest(format: "str", rank: 8, ratio: nil, stpFactor: 0) }
+    }
+
     /// STT [37] has no conv form: at ratio 5 only the 3136→256 layer becomes STT (ranks multiples of t = 2, ≥ 5×
     /// fewer parameters); the convolutions stay dense with that reason, and so does the 10-way classifier.
     @Test func semiTensorTrainTakesTheFullyConnectedLayers() throws {
