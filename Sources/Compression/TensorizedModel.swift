@@ -150,8 +150,8 @@ public struct TensorizationRequest: Sendable, Equatable {
 
 /// The resolved setting of one replaced layer: what the architecture record stores to rebuild it.
 public struct TensorizedLayerPlan: Codable, Equatable, Sendable {
-    /// The position of the layer in the model's `Sequential`.
-    public var index: Int
+    /// The layer's dotted path in the model, the prefix of its parameters (`"15"`, `"layer2.1.conv1"`).
+    public var name: String
     /// The ranks, expanded (as the layer's format documents them).
     public var ranks: [Int]
     /// The input modes (FC: I_k; conv: channel modes, for GKPD [C_1, C_2]); empty for formats using them whole.
@@ -164,10 +164,30 @@ public struct TensorizedLayerPlan: Codable, Equatable, Sendable {
     public var blocks: Int
 
     enum CodingKeys: String, CodingKey {
-        case index, ranks, blocks
+        case name, ranks, blocks
         case inputModes = "input_modes"
         case outputModes = "output_modes"
         case kernelModes = "kernel_modes"
+    }
+}
+
+extension TensorizedLayerPlan {
+    private enum LegacyKeys: String, CodingKey { case index }
+
+    /// Decodes a layer plan. Records written before ResNets could be tensorized name the layer by its position in
+    /// the model's `Sequential` (`"index": 15`), which is its path there.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let name = try container.decodeIfPresent(String.self, forKey: .name) {
+            self.name = name
+        } else {
+            name = String(try decoder.container(keyedBy: LegacyKeys.self).decode(Int.self, forKey: .index))
+        }
+        ranks = try container.decode([Int].self, forKey: .ranks)
+        inputModes = try container.decode([Int].self, forKey: .inputModes)
+        outputModes = try container.decode([Int].self, forKey: .outputModes)
+        kernelModes = try container.decodeIfPresent([[Int]].self, forKey: .kernelModes)
+        blocks = try container.decode(Int.self, forKey: .blocks)
     }
 }
 
@@ -248,7 +268,8 @@ public struct TensorizedModelBuild<Scalar: TensorScalar> {
     }
 }
 
-/// Builds tensorized versions of the flat reference models (`fmnist-cnn`, `lenet5`).
+/// Builds tensorized versions of the reference models (`fmnist-cnn`, `lenet5`, the ResNets), replacing their
+/// Conv2D and Linear layers wherever `ModelSurgery` finds them (inside residual blocks too).
 ///
 /// ```swift
 /// let request = TensorizationRequest(format: .tt, ranks: .compressionRatio(5))
@@ -256,16 +277,13 @@ public struct TensorizedModelBuild<Scalar: TensorScalar> {
 ///     architectureJSON: ModelArchitecture(model: "fmnist-cnn", inputShape: [28, 28, 1], classes: 10).json,
 ///     request: request, seed: 0)
 /// ```
-///
-/// ResNets are not supported: their `BasicBlock`s hold the convolutions as fixed `Conv2D` fields, which cannot be
-/// swapped for factorized layers.
 public enum TensorizedModel {
     /// The registry model an architecture record describes, tensorized by the record's `"tensorized"` plan when it
     /// has one, else by `request` when given, else dense. Weights are initialized from `seed` (the registry's
     /// initialization, then the pre-set factorized layers drawn from a stream of the same seed).
     ///
     /// - Throws: `ModelError` for a bad record; `CompressionError` when both a recorded plan and a request are
-    ///   given, the model is not a flat `Sequential`, or a recorded plan no longer fits the model.
+    ///   given, or a recorded plan no longer fits the model.
     public static func build<Scalar: TensorScalar>(architectureJSON: String, request: TensorizationRequest? = nil,
                                                    seed: UInt64, as type: Scalar.Type = Scalar.self) throws
         -> TensorizedModelBuild<Scalar>
@@ -280,45 +298,45 @@ public enum TensorizedModel {
         guard recorded != nil || request != nil else {
             return TensorizedModelBuild(model: model, architectureJSON: architecture.json, plan: nil, layers: [])
         }
-        guard let sequential = model as? Sequential<Scalar> else {
+        guard let container = model as? any LayerContainer<Scalar> else {
             throw CompressionError.unsupportedFormat(layer: architecture.model, problem:
-                "only flat Sequential models (fmnist-cnn, lenet5) can be tensorized; \(architecture.model)'s residual blocks hold fixed Conv2D layers")
+                "\(architecture.model) does not list its layers for replacement (LayerContainer); it cannot be tensorized")
         }
         var generator = SeededGenerator(seed: seed ^ presetStream)
         let plan: TensorizationPlan, layers: [TensorizedLayerSummary]
         if let recorded {
-            layers = try apply(recorded, to: sequential, inputShape: architecture.inputShape, generator: &generator)
+            layers = try apply(recorded, to: container, inputShape: architecture.inputShape, generator: &generator)
             plan = recorded
         } else {
-            let result = tensorize(sequential, inputShape: architecture.inputShape, request: request!, generator: &generator)
+            let result = tensorize(container, inputShape: architecture.inputShape, request: request!, generator: &generator)
             plan = result.plan
             layers = result.layers
         }
         let record = ArchitectureRecord(model: architecture.model, inputShape: architecture.inputShape,
                                         classes: architecture.classes, tensorized: plan)
-        return TensorizedModelBuild(model: sequential, architectureJSON: record.json, plan: plan, layers: layers)
+        return TensorizedModelBuild(model: model, architectureJSON: record.json, plan: plan, layers: layers)
     }
 
-    /// Replaces, in place, every Conv2D and Linear child of `model` (except the ends the request keeps) by a pre-set
-    /// factorized layer. A layer the format cannot take at the requested ranks, or whose factorized form would not
+    /// Replaces, in place, every Conv2D and Linear layer of `model` (`ModelSurgery.compressibleLayers`, except the
+    /// ends the request keeps) by a pre-set factorized layer. A layer the format cannot take at the requested ranks, or whose factorized form would not
     /// have fewer parameters, stays dense; its summary says why.
     ///
     /// - Parameter inputShape: the per-sample input `[H, W, C]`.
-    /// - Returns: the plan that rebuilds the same layers, and one summary per Conv2D or Linear child.
-    public static func tensorize<Scalar: TensorScalar>(_ model: Sequential<Scalar>, inputShape: [Int],
+    /// - Returns: the plan that rebuilds the same layers, and one summary per Conv2D or Linear layer.
+    public static func tensorize<Scalar: TensorScalar>(_ model: any LayerContainer<Scalar>, inputShape: [Int],
                                                        request: TensorizationRequest, generator: inout SeededGenerator)
         -> (plan: TensorizationPlan, layers: [TensorizedLayerSummary])
     {
-        let candidates = denseLayers(of: model, inputShape: inputShape)
-        let firstConv = candidates.first { $0.layer is Conv2D<Scalar> }?.index
-        let lastLinear = candidates.last { $0.layer is Linear<Scalar> }?.index
+        let candidates = ModelSurgery.compressibleLayers(of: model, inputShape: inputShape)
+        let firstConv = candidates.first { $0.isConvolution }?.name
+        let lastLinear = candidates.last { !$0.isConvolution }?.name
         var plans: [TensorizedLayerPlan] = [], summaries: [TensorizedLayerSummary] = []
         for candidate in candidates {
-            if request.keepFirstConv && candidate.index == firstConv {
+            if request.keepFirstConv && candidate.name == firstConv {
                 summaries.append(summary(candidate, nil, reason: "the first convolution is kept dense"))
                 continue
             }
-            if request.keepLastLinear && candidate.index == lastLinear {
+            if request.keepLastLinear && candidate.name == lastLinear {
                 summaries.append(summary(candidate, nil, reason: "the last linear layer is kept dense"))
                 continue
             }
@@ -332,7 +350,7 @@ public enum TensorizedModel {
                 }
                 let layer = try factorized(candidate, plan: plan, format: request.format, stpFactor: request.linkFactor,
                                            mode: request.executionMode, generator: &generator)
-                model.replace(at: candidate.index, with: layer)
+                ModelSurgery.replace(candidate, with: layer)
                 plans.append(plan)
                 summaries.append(summary(candidate, layer, ranks: plan.ranks))
             } catch {
@@ -344,46 +362,38 @@ public enum TensorizedModel {
         return (plan, summaries)
     }
 
-    /// Replaces, in place, the children a recorded plan names by freshly initialized factorized layers.
+    /// Replaces, in place, the layers a recorded plan names by freshly initialized factorized layers.
     ///
-    /// - Returns: one summary per Conv2D or Linear child.
+    /// - Returns: one summary per Conv2D or Linear layer.
     /// - Throws: `CompressionError` when a planned position is not a dense Conv2D or Linear, or its setting no
     ///   longer fits the layer.
-    public static func apply<Scalar: TensorScalar>(_ plan: TensorizationPlan, to model: Sequential<Scalar>, inputShape: [Int],
+    public static func apply<Scalar: TensorScalar>(_ plan: TensorizationPlan, to model: any LayerContainer<Scalar>, inputShape: [Int],
                                                    generator: inout SeededGenerator) throws -> [TensorizedLayerSummary] {
         guard let mode = executionModeNames.first(where: { $0.name == plan.execution })?.mode else {
             throw CompressionError.unsupportedFormat(layer: "tensorized record", problem:
                 "unknown execution mode '\(plan.execution)'; use \(executionModeNames.map(\.name).joined(separator: ", "))")
         }
-        let candidates = denseLayers(of: model, inputShape: inputShape)
-        var replaced: [Int: (layer: any ShapedLayer<Scalar>, ranks: [Int])] = [:]
+        let candidates = ModelSurgery.compressibleLayers(of: model, inputShape: inputShape)
+        var replaced: [String: (layer: any ShapedLayer<Scalar>, ranks: [Int])] = [:]
         for layerPlan in plan.layers {
-            guard let candidate = candidates.first(where: { $0.index == layerPlan.index }) else {
-                throw CompressionError.unsupportedFormat(layer: "layer \(layerPlan.index)", problem:
+            guard let candidate = candidates.first(where: { $0.name == layerPlan.name }) else {
+                throw CompressionError.unsupportedFormat(layer: "layer \(layerPlan.name)", problem:
                     "the tensorized record names a layer that is not a dense Conv2D or Linear of this model; rebuild the record from the model")
             }
             // Records written before the STP factor was stored used t = 2.
             let layer = try factorized(candidate, plan: layerPlan, format: plan.format, stpFactor: plan.stpFactor ?? 2, mode: mode,
                                        generator: &generator)
-            model.replace(at: candidate.index, with: layer)
-            replaced[candidate.index] = (layer, layerPlan.ranks)
+            ModelSurgery.replace(candidate, with: layer)
+            replaced[candidate.name] = (layer, layerPlan.ranks)
         }
         return candidates.map { candidate in
-            replaced[candidate.index].map { summary(candidate, $0.layer, ranks: $0.ranks) }
+            replaced[candidate.name].map { summary(candidate, $0.layer, ranks: $0.ranks) }
                 ?? summary(candidate, nil, reason: "kept dense by the recorded plan")
         }
     }
 }
 
 // MARK: Internals
-
-/// A dense Conv2D or Linear child with its position, name and per-sample input shape.
-private struct DenseCandidate<Scalar: TensorScalar> {
-    var index: Int
-    var name: String
-    var layer: any ShapedLayer<Scalar>
-    var inputShape: [Int]
-}
 
 private let presetStream: UInt64 = 0x5445_4E53_4F52_495A  // "TENSORIZ"
 
@@ -412,21 +422,6 @@ private struct ArchitectureRecord: Codable {
 }
 
 extension TensorizedModel {
-    /// The dense Conv2D and Linear children of `model` with their per-sample input shapes.
-    fileprivate static func denseLayers<Scalar>(of model: Sequential<Scalar>, inputShape: [Int]) -> [DenseCandidate<Scalar>] {
-        var shape = inputShape, result: [DenseCandidate<Scalar>] = []
-        for (index, child) in model.children.enumerated() {
-            guard let layer = child.layer as? any ShapedLayer<Scalar> else {
-                preconditionFailure("TensorizedModel: child '\(child.name)' (\(type(of: child.layer))) does not report shapes")
-            }
-            if layer is Conv2D<Scalar> || layer is Linear<Scalar> {
-                result.append(DenseCandidate(index: index, name: child.name, layer: layer, inputShape: shape))
-            }
-            shape = layer.outputShape(forInput: shape)
-        }
-        return result
-    }
-
     /// The number of prime factors of n, with multiplicity.
     private static func primeFactorCount(_ n: Int) -> Int {
         var rest = n, count = 0, p = 2
@@ -451,7 +446,7 @@ extension TensorizedModel {
 
     /// Modes and ranks for one layer (given ranks, or the uniform-rank search for the ratio), with the planned
     /// layer's cores and bias counted from its wiring before any core is allocated.
-    fileprivate static func layerPlan<Scalar>(_ candidate: DenseCandidate<Scalar>, request: TensorizationRequest) throws
+    fileprivate static func layerPlan<Scalar>(_ candidate: CompressibleLayer<Scalar>, request: TensorizationRequest) throws
         -> (plan: TensorizedLayerPlan, parameters: Int)
     {
         let blocks = request.format == .btd ? request.blocks : 1
@@ -474,7 +469,7 @@ extension TensorizedModel {
             }
             let (wiring, expanded) = try FactorizedConv2D<Scalar>.wiring(format, geometry, ranks: ranks, modes: modes, blocks: blocks,
                                                                          stpFactor: request.linkFactor, layer: name)
-            let plan = TensorizedLayerPlan(index: candidate.index, ranks: expanded, inputModes: modes.input, outputModes: modes.output,
+            let plan = TensorizedLayerPlan(name: candidate.name, ranks: expanded, inputModes: modes.input, outputModes: modes.output,
                                            kernelModes: format == .gkpd ? [modes.kernelHeight, modes.kernelWidth] : nil, blocks: blocks)
             return (plan, try plannedCount(wiring.coreShapes, bias: conv.bias?.value.scalarCount ?? 0, ranks: expanded, layer: name))
         }
@@ -514,7 +509,7 @@ extension TensorizedModel {
         if ranks.count == 1 && rankCount != 1 { ranks = [Int](repeating: ranks[0], count: rankCount) }
         let network = try FactorizedLinear<Scalar>.network(format: format, inputModes: inputModes, outputModes: outputModes,
                                                            ranks: ranks, blocks: blocks, stpFactor: t, layer: name).0
-        let plan = TensorizedLayerPlan(index: candidate.index, ranks: ranks, inputModes: inputModes, outputModes: outputModes,
+        let plan = TensorizedLayerPlan(name: candidate.name, ranks: ranks, inputModes: inputModes, outputModes: outputModes,
                                        kernelModes: nil, blocks: blocks)
         return (plan, try plannedCount(network.coreShapes, bias: linear.bias?.value.scalarCount ?? 0, ranks: ranks, layer: name))
     }
@@ -568,7 +563,7 @@ extension TensorizedModel {
     }
 
     /// The pre-set factorized layer a plan describes for a dense candidate (its geometry and bias kept).
-    fileprivate static func factorized<Scalar>(_ candidate: DenseCandidate<Scalar>, plan: TensorizedLayerPlan,
+    fileprivate static func factorized<Scalar>(_ candidate: CompressibleLayer<Scalar>, plan: TensorizedLayerPlan,
                                                format: TensorizationFormat, stpFactor: Int, mode: ExecutionMode,
                                                generator: inout SeededGenerator) throws -> any ShapedLayer<Scalar> {
         if let conv = candidate.layer as? Conv2D<Scalar> {
@@ -593,9 +588,9 @@ extension TensorizedModel {
     }
 
     /// The summary of a candidate, replaced by `layer` or kept dense for `reason`.
-    fileprivate static func summary<Scalar>(_ candidate: DenseCandidate<Scalar>, _ layer: (any ShapedLayer<Scalar>)?,
+    fileprivate static func summary<Scalar>(_ candidate: CompressibleLayer<Scalar>, _ layer: (any ShapedLayer<Scalar>)?,
                                             ranks: [Int] = [], reason: String? = nil) -> TensorizedLayerSummary {
-        let dense = candidate.layer
+        let dense = candidate.layer as! any ShapedLayer<Scalar>  // a Linear or a Conv2D
         let denseMACs = dense.multiplyAdds(forInput: candidate.inputShape)
         var result = TensorizedLayerSummary(name: candidate.name, denseDescription: dense.layerDescription, format: nil, ranks: [],
                                             denseParameters: dense.parameterCount, parameters: dense.parameterCount,

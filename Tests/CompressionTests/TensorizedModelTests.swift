@@ -36,14 +36,14 @@ private func forward(_ model: any ShapedLayer<Float>, _ x: Tensor<Float>) -> Ten
         let plan = try #require(built.plan)
         #expect(built.layers.map(\.name) == ["0", "3", "7", "10", "15", "17"])
         #expect(built.layers.map(\.isReplaced) == [false, true, true, true, true, true])
-        #expect(plan.layers.map(\.index) == [3, 7, 10, 15, 17])
-        let fc1 = try #require(plan.layers.first { $0.index == 15 })
+        #expect(plan.layers.map(\.name) == ["3", "7", "10", "15", "17"])
+        let fc1 = try #require(plan.layers.first { $0.name == "15" })
         #expect(fc1.inputModes == [8, 8, 7, 7] && fc1.outputModes == [4, 4, 4, 4])
 
         var expectedTotal = dense.model.trainableParameterCount
         for (layerPlan, summary) in zip(plan.layers, built.layers.dropFirst()) {
-            let isConv = layerPlan.index < 14
-            let bias = isConv ? 0 : (layerPlan.index == 15 ? 256 : 10)
+            let isConv = Int(layerPlan.name)! < 14
+            let bias = isConv ? 0 : (layerPlan.name == "15" ? 256 : 10)
             let cores = isConv
                 ? ttConvParameters(layerPlan.inputModes, layerPlan.outputModes, layerPlan.ranks, kernelArea: 9)
                 : ttMatrixParameters(layerPlan.inputModes, layerPlan.outputModes, layerPlan.ranks)
@@ -215,13 +215,31 @@ private func forward(_ model: any ShapedLayer<Float>, _ x: Tensor<Float>) -> Ten
         #expect(large <= training && training < single)
     }
 
-    /// ResNets hold their convolutions in blocks: tensorizing one is refused with the reason.
-    @Test func residualModelsAreRefused() throws {
+    /// ResNet-20 in TT at ratio 5: every convolution of the residual blocks (and the 1×1 projections, where TT fits)
+    /// and the classifier are replaced, each with ≥ 5× fewer parameters; the stem stays dense. The record names the
+    /// layers by path and rebuilds the same plan and parameter count, and the model maps [2, 28, 28, 1] to finite
+    /// [2, 10] logits. A record written before layers were named by path (`"index": 15`) still reads.
+    @Test func residualModelsAreTensorizedInsideTheirBlocks() throws {
         let record = ModelArchitecture(model: "resnet20", inputShape: [28, 28, 1], classes: 10).json
-        #expect(throws: CompressionError.self) {
-            let _: TensorizedModelBuild<Float> = try TensorizedModel.build(
-                architectureJSON: record, request: TensorizationRequest(format: .tt, ranks: .uniform(4)), seed: 0)
+        let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
+            architectureJSON: record, request: TensorizationRequest(format: .tt, ranks: .compressionRatio(5)), seed: 0)
+        let plan = try #require(built.plan)
+        #expect(built.layers.first?.name == "conv1" && built.layers.first?.isReplaced == false)
+        let blockConvs = built.layers.filter { $0.name.hasSuffix(".conv1") || $0.name.hasSuffix(".conv2") }
+        #expect(blockConvs.count == 18 && blockConvs.allSatisfy(\.isReplaced), "\(blockConvs.map { $0.reason ?? "" })")
+        #expect(built.layers.last?.name == "fc" && built.layers.last?.isReplaced == true)
+        for summary in built.layers where summary.isReplaced {
+            #expect(5 * summary.parameters <= summary.denseParameters, "layer \(summary.name): \(summary.parameters) of \(summary.denseParameters)")
         }
+        #expect(plan.layers.contains { $0.name == "layer2.0.conv1" })
+        let rebuilt: TensorizedModelBuild<Float> = try TensorizedModel.build(architectureJSON: built.architectureJSON, seed: 1)
+        #expect(rebuilt.plan == plan)
+        #expect(rebuilt.model.trainableParameterCount == built.model.trainableParameterCount)
+        let y = forward(built.model, Tensor<Float>.randomNormal([2, 28, 28, 1], seed: 2))
+        #expect(y.shape == [2, 10] && y.scalars.allSatisfy { $0.isFinite })
+
+        let legacy = #"{"index": 15, "ranks": [4, 4, 4], "input_modes": [8, 8, 7, 7], "output_modes": [4, 4, 4, 4], "blocks": 1}"#
+        #expect(try JSONDecoder().decode(TensorizedLayerPlan.self, from: Data(legacy.utf8)).name == "15")
     }
 
     /// Three Adam epochs on 256 real Fashion-MNIST images lower the loss of the TT-tensorized fmnist-cnn.
