@@ -318,8 +318,8 @@ public enum TensorizedModel {
     }
 
     /// Replaces, in place, every Conv2D and Linear layer of `model` (`ModelSurgery.compressibleLayers`, except the
-    /// ends the request keeps) by a pre-set factorized layer. A layer the format cannot take at the requested ranks, or whose factorized form would not
-    /// have fewer parameters, stays dense; its summary says why.
+    /// ends the request keeps) by a pre-set factorized layer. A layer the format cannot take at the requested ranks,
+    /// or whose factorized form would not have fewer parameters, stays dense; its summary says why.
     ///
     /// - Parameter inputShape: the per-sample input `[H, W, C]`.
     /// - Returns: the plan that rebuilds the same layers, and one summary per Conv2D or Linear layer.
@@ -365,8 +365,8 @@ public enum TensorizedModel {
     /// Replaces, in place, the layers a recorded plan names by freshly initialized factorized layers.
     ///
     /// - Returns: one summary per Conv2D or Linear layer.
-    /// - Throws: `CompressionError` when a planned position is not a dense Conv2D or Linear, or its setting no
-    ///   longer fits the layer.
+    /// - Throws: `CompressionError` when a planned layer is not a dense Conv2D or Linear of `model`, or its setting
+    ///   no longer fits the layer.
     public static func apply<Scalar: TensorScalar>(_ plan: TensorizationPlan, to model: any LayerContainer<Scalar>, inputShape: [Int],
                                                    generator: inout SeededGenerator) throws -> [TensorizedLayerSummary] {
         guard let mode = executionModeNames.first(where: { $0.name == plan.execution })?.mode else {
