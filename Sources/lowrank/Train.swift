@@ -86,8 +86,8 @@ struct Train: ParsableCommand {
     @Option(help: "With --format: how factorized layers run (auto, factorized, reconstructed).")
     var execution = "auto"
 
-    @Option(help: "With --format str or stt: the STP factor t (ranks and the linked output modes must be multiples of it).")
-    var stpFactor = 2
+    @Option(help: "With --format str or stt: the STP factor t (ranks and the linked output modes must be multiples of it; default 2).")
+    var stpFactor: Int?
 
     @OptionGroup var compression: CompressionAwareOptions
 
@@ -95,6 +95,9 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if format == nil && (ranks != nil || ratio != nil) { throw ValidationError("--ranks and --ratio need --format") }
+        if stpFactor != nil && !["str", "stt"].contains(format?.lowercased() ?? "") {
+            throw ValidationError("--stp-factor applies to --format str or stt only")
+        }
         if compression.compressionAware != nil && resume != nil {
             throw ValidationError("--compression-aware starts a new run; drop --resume")
         }
@@ -159,7 +162,7 @@ struct Train: ParsableCommand {
         }
         let built: TensorizedModelBuild<Float> = try TensorizedModel.build(
             architectureJSON: checkpoint?.architecture ?? architecture.json,
-            request: try format.map { try TensorizationRequest(format: $0, rank: ranks, ratio: ratio, execution: execution, stpFactor: stpFactor) }, seed: seed)
+            request: try format.map { try TensorizationRequest(format: $0, rank: ranks, ratio: ratio, execution: execution, stpFactor: stpFactor ?? 2) }, seed: seed)
         let model = built.model
         let optimizer: any Optimizer<Float> = try optimizerConfiguration.makeOptimizer(Float.self)
         var configuration = TrainingConfiguration(epochs: epochs)
