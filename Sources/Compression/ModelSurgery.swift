@@ -116,23 +116,29 @@ public enum ModelSurgery {
         return result
     }
 
+    /// Calls `body` on `model` and on every layer inside it (through `LayerContainer`s), in forward order, each with
+    /// its per-sample input shape.
+    private static func forEachLayer<Scalar: TensorScalar>(in model: any Layer<Scalar>, inputShape: [Int],
+                                                           _ body: (any Layer<Scalar>, [Int]) -> Void) {
+        body(model, inputShape)
+        guard let container = model as? any LayerContainer<Scalar> else { return }
+        for (_, child, shape) in container.childLayers(inputShape: inputShape) { forEachLayer(in: child, inputShape: shape, body) }
+    }
+
     /// Sets the execution mode of every factorized layer (FC and conv) of `model`; returns how many it set.
     @discardableResult
     public static func setExecutionMode<Scalar: TensorScalar>(_ mode: ExecutionMode, in model: any Layer<Scalar>,
                                                               inputShape: [Int]) -> Int {
         var count = 0
-        func visit(_ layer: any Layer<Scalar>, inputShape: [Int]) {
+        forEachLayer(in: model, inputShape: inputShape) { layer, _ in
             if let linear = layer as? FactorizedLinear<Scalar> {
                 linear.executionMode = mode
                 count += 1
             } else if let conv = layer as? FactorizedConv2D<Scalar> {
                 conv.executionMode = mode
                 count += 1
-            } else if let container = layer as? any LayerContainer<Scalar> {
-                for (_, child, shape) in container.childLayers(inputShape: inputShape) { visit(child, inputShape: shape) }
             }
         }
-        visit(model, inputShape: inputShape)
         return count
     }
 
@@ -147,18 +153,15 @@ public enum ModelSurgery {
                                                                   batch: Int) -> Int {
         precondition(batch >= 1, "ModelSurgery.multiplyAddsPerImage: batch \(batch) must be at least 1")
         var total = model.multiplyAdds(forInput: inputShape)
-        func visit(_ layer: any Layer<Scalar>, inputShape: [Int]) {
+        forEachLayer(in: model, inputShape: inputShape) { layer, inputShape in
             if let linear = layer as? FactorizedLinear<Scalar> {
                 let rows = inputShape.dropLast().reduce(1, *)
                 total += (linear.macs(batch: batch * rows) + batch - 1) / batch - linear.macs(batch: rows)
             } else if let conv = layer as? FactorizedConv2D<Scalar> {
                 let cost = { (n: Int) in conv.cost(forInput: inputShape, batch: n, mode: conv.executionMode).total }
                 total += (cost(batch) + batch - 1) / batch - cost(1)
-            } else if let container = layer as? any LayerContainer<Scalar> {
-                for (_, child, shape) in container.childLayers(inputShape: inputShape) { visit(child, inputShape: shape) }
             }
         }
-        visit(model, inputShape: inputShape)
         return total
     }
 
@@ -176,17 +179,12 @@ public enum ModelSurgery {
                                                                   batchSize: Int = 128) -> Int {
         precondition(batches > 0 && batchSize > 0, "recalibrateBatchNorm: batches \(batches) and batchSize \(batchSize) must be positive")
         var norms: [BatchNorm<Scalar>] = []
-        func visit(_ layer: any Layer<Scalar>, inputShape: [Int]) {
+        forEachLayer(in: model, inputShape: data.imageShape) { layer, _ in
             // Blocks and ResNets hold their batch normalizations outside the replaceable children.
             if let block = layer as? BasicBlock<Scalar> { norms += [block.bn1, block.bn2] }
             if let resnet = layer as? ResNet<Scalar> { norms.append(resnet.bn1) }
-            if let norm = layer as? BatchNorm<Scalar> {
-                norms.append(norm)
-            } else if let container = layer as? any LayerContainer<Scalar> {
-                for (_, child, shape) in container.childLayers(inputShape: inputShape) { visit(child, inputShape: shape) }
-            }
+            if let norm = layer as? BatchNorm<Scalar> { norms.append(norm) }
         }
-        visit(model, inputShape: data.imageShape)
         guard !norms.isEmpty else { return 0 }
         for norm in norms { norm.averagedBatches = 0 }
         defer { for norm in norms { norm.averagedBatches = nil } }

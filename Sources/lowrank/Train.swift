@@ -95,7 +95,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if format == nil && (ranks != nil || ratio != nil) { throw ValidationError("--ranks and --ratio need --format") }
-        if stpFactor != nil && !["str", "stt"].contains(format?.lowercased() ?? "") {
+        if stpFactor != nil && (try? TensorizationFormat(name: format ?? ""))?.usesSemiTensorProduct != true {
             throw ValidationError("--stp-factor applies to --format str or stt only")
         }
         if compression.compressionAware != nil && resume != nil {
