@@ -132,7 +132,7 @@ public final class Parameter<Scalar: TensorScalar>: @unchecked Sendable {
 /// constant. `vjp` receives the output gradient and returns one gradient per input, in order.
 public func recordOperation<Scalar>(_ value: Tensor<Scalar>, inputs: [Variable<Scalar>],
                                     vjp: @escaping (Tensor<Scalar>) -> [Tensor<Scalar>?]) -> Variable<Scalar> {
-    guard let tape = inputs.lazy.compactMap(\.tape).first else { return Variable(constant: value) }
+    guard let tape = inputs.first(where: { $0.tape != nil })?.tape else { return Variable(constant: value) }
     for input in inputs where input.tape != nil {
         precondition(input.tape === tape, "operation mixes variables from two different tapes")
     }

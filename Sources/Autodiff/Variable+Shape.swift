@@ -77,11 +77,11 @@ extension Variable {
     /// - Precondition: `variables` is not empty; shapes agree outside `axis`.
     public static func concatenate(_ variables: [Variable], axis: Int) -> Variable {
         precondition(!variables.isEmpty, "concatenate: no variables given")
-        let values = variables.map(\.value)
+        let values = variables.map { $0.value }
         let output = Tensor.concatenate(values, axis: axis)
         let axis = values[0].normalizeAxis(axis)
         let sizes = values.map { $0.shape[axis] }
-        let needed = variables.map(\.isRecorded)
+        let needed = variables.map { $0.isRecorded }
         return recordOperation(output, inputs: variables) { g in
             var start = 0
             return sizes.indices.map { k in

@@ -124,9 +124,9 @@ struct ConvWiring {
     var weightViews: [[Int]] = []
     var weightOutput: [Character] = []
 
-    /// "core views → o… i… h… w…".
+    /// "core views → o… i… h… w…" (parsed once per process).
     var weightExpression: EinsumExpression {
-        EinsumExpression(weightLetters.map { String($0) }.joined(separator: ",") + "->" + String(weightOutput), shapes: weightViews)
+        EinsumExpression.parsed(weightLetters.map { String($0) }.joined(separator: ",") + "->" + String(weightOutput), shapes: weightViews)
     }
 
     /// N_terms = ∏ sizes of the letters summed in the weight expression (METHODS §2.2).

@@ -242,14 +242,14 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
                       mode: ExecutionMode) -> Variable<Scalar> {
         precondition(input.shape.count == 4 && input.shape[3] == inChannels,
                      "\(name): input \(input.shape) must be NHWC with \(inChannels) channels")
-        precondition(coreVariables.map(\.shape) == wiring.coreShapes,
-                     "\(name): core shapes \(coreVariables.map(\.shape)) do not match \(wiring.coreShapes)")
+        precondition(coreVariables.map { $0.shape } == wiring.coreShapes,
+                     "\(name): core shapes \(coreVariables.map { $0.shape }) do not match \(wiring.coreShapes)")
         if let biasVariable {
             precondition(biasVariable.shape == [outChannels], "\(name): bias \(biasVariable.shape) for \(outChannels) outputs")
         }
         let resolved = mode == .auto
-            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value,
-                       constantCores: !coreVariables.contains(where: \.isRecorded)) : mode
+            ? autoMode(input: input.value, cores: coreVariables.map { $0.value }, bias: biasVariable?.value,
+                       constantCores: !coreVariables.contains(where: { $0.isRecorded })) : mode
         if resolved == .reconstructed {
             return conv2d(input, weight: reconstructWeight(coreVariables), bias: biasVariable, params: params)
         }
@@ -306,17 +306,17 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
     // MARK: Weight and costs
 
     /// The dense OIHW kernel the cores represent (the weight expression along its cheapest path).
-    public func reconstructWeight() -> Tensor<Scalar> { rebuild(cores.map(\.value)) }
+    public func reconstructWeight() -> Tensor<Scalar> { rebuild(cores.map { $0.value }) }
 
     /// The OIHW kernel as a differentiable function of core variables (the reconstructed mode); when no core is
     /// recorded, the rebuild kept in `rebuiltWeight`.
     ///
     /// - Precondition: one variable per core, of the core's shape.
     public func reconstructWeight(_ coreVariables: [Variable<Scalar>]) -> Variable<Scalar> {
-        precondition(coreVariables.map(\.shape) == wiring.coreShapes,
-                     "\(name): core shapes \(coreVariables.map(\.shape)) do not match \(wiring.coreShapes)")
-        guard coreVariables.contains(where: \.isRecorded) else {
-            let values = coreVariables.map(\.value)
+        precondition(coreVariables.map { $0.shape } == wiring.coreShapes,
+                     "\(name): core shapes \(coreVariables.map { $0.shape }) do not match \(wiring.coreShapes)")
+        guard coreVariables.contains(where: { $0.isRecorded }) else {
+            let values = coreVariables.map { $0.value }
             return Variable(constant: rebuiltWeight.weight(for: values) { rebuild(values) })
         }
         let views = zip(coreVariables, wiring.weightViews).map { $0.reshaped($1) }

@@ -246,17 +246,17 @@ extension FactorizedLayer {
     public func macs(batch: Int) -> Int { cost(batch: batch, mode: executionMode).total }
 
     /// The dense weight W ∈ ℝ^{I×O} the cores represent (the weight expression evaluated along its cheapest path).
-    public func reconstructWeight() -> Tensor<Scalar> { rebuild(cores.map(\.value)) }
+    public func reconstructWeight() -> Tensor<Scalar> { rebuild(cores.map { $0.value }) }
 
     /// The weight as a differentiable function of core variables (for the reconstructed mode and gradient checks);
     /// when no core is recorded, the rebuild kept in `rebuiltWeight`.
     ///
     /// - Precondition: one variable per core, of the core's shape.
     public func reconstructWeight(_ coreVariables: [Variable<Scalar>]) -> Variable<Scalar> {
-        precondition(coreVariables.map(\.shape) == network.coreShapes,
-                     "reconstructWeight: core shapes \(coreVariables.map(\.shape)) do not match the network's \(network.coreShapes)")
-        guard coreVariables.contains(where: \.isRecorded) else {
-            let values = coreVariables.map(\.value)
+        precondition(coreVariables.map { $0.shape } == network.coreShapes,
+                     "reconstructWeight: core shapes \(coreVariables.map { $0.shape }) do not match the network's \(network.coreShapes)")
+        guard coreVariables.contains(where: { $0.isRecorded }) else {
+            let values = coreVariables.map { $0.value }
             return Variable(constant: rebuiltWeight.weight(for: values) { rebuild(values) })
         }
         return einsum(network.weightExpression, coreVariables, path: weightPath())
@@ -281,8 +281,8 @@ extension FactorizedLayer {
         let features = inputFeatures
         precondition(input.shape.last == features,
                      "\(Self.self): input \(input.shape) does not end in the layer's \(features) input features")
-        precondition(coreVariables.map(\.shape) == network.coreShapes,
-                     "\(Self.self): core shapes \(coreVariables.map(\.shape)) do not match the network's \(network.coreShapes)")
+        precondition(coreVariables.map { $0.shape } == network.coreShapes,
+                     "\(Self.self): core shapes \(coreVariables.map { $0.shape }) do not match the network's \(network.coreShapes)")
         if let biasVariable {
             precondition(biasVariable.shape == [outputFeatures], "\(Self.self): bias \(biasVariable.shape) for \(outputFeatures) outputs")
         }
@@ -292,8 +292,8 @@ extension FactorizedLayer {
             return Variable(constant: Tensor.zeros(leading + [outputFeatures]))
         }
         let resolved = mode == .auto
-            ? autoMode(input: input.value, cores: coreVariables.map(\.value), bias: biasVariable?.value,
-                       constantCores: !coreVariables.contains(where: \.isRecorded)) : mode
+            ? autoMode(input: input.value, cores: coreVariables.map { $0.value }, bias: biasVariable?.value,
+                       constantCores: !coreVariables.contains(where: { $0.isRecorded })) : mode
         var y: Variable<Scalar>
         switch resolved {
         case .reconstructed, .auto:

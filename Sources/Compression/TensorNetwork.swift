@@ -102,7 +102,7 @@ public struct TensorNetwork: Sendable, Equatable, CustomStringConvertible {
         return Foundation.pow(v / Double(termCount), 1 / (2 * Double(coreCount)))
     }
 
-    /// "B i…, core, … → B o…" for a batch of `batch` rows.
+    /// "B i…, core, … → B o…" for a batch of `batch` rows (parsed once per process: a layer asks every step).
     ///
     /// - Precondition: batch ≥ 1.
     public func forwardExpression(batch: Int) -> EinsumExpression {
@@ -110,15 +110,15 @@ public struct TensorNetwork: Sendable, Equatable, CustomStringConvertible {
         let input = String([batchLetter] + inputLetters)
         let spec = ([input] + coreLetters.map { String($0) }).joined(separator: ",")
             + "->" + String([batchLetter] + outputLetters)
-        return EinsumExpression(spec, shapes: [[batch] + inputModes] + coreShapes)
+        return EinsumExpression.parsed(spec, shapes: [[batch] + inputModes] + coreShapes)
     }
 
     /// "core, … → i… o…": the weight tensor 𝒲 ∈ ℝ^{I_1×⋯×I_d×O_1×⋯×O_d} (without carried letters, on which the
-    /// network is the identity).
+    /// network is the identity; parsed once per process).
     public var weightExpression: EinsumExpression {
         let used = Set(coreLetters.joined())
         let spec = coreLetters.map { String($0) }.joined(separator: ",") + "->" + String((inputLetters + outputLetters).filter(used.contains))
-        return EinsumExpression(spec, shapes: coreShapes)
+        return EinsumExpression.parsed(spec, shapes: coreShapes)
     }
 
     /// The forward expression's spec.
