@@ -501,6 +501,30 @@ enum DNNLConvolution {
     }
 }
 
+// MARK: - Permute
+
+/// Axis permutations of f32 tensors through oneDNN's reorder, so the copy runs on the OpenMP team the GEMMs use.
+enum DNNLPermute {
+    /// Writes the row-major `src` of `shape` to `dst` with its axes in `permutation` order (output axis d is input
+    /// axis permutation[d]). False when oneDNN is unavailable or has no reorder for it.
+    static func permute(shape: [Int], permutation: [Int], src: UnsafeRawPointer, dst: UnsafeMutableRawPointer) -> Bool {
+        guard let runtime = DNNLRuntime.shared, shape.count <= 12 else { return false }
+        let key = DNNLKey(operation: "permute", identity: AnyHashable([shape, permutation])) { "\(shape) → \(permutation)" }
+        return runtime.run(key, slots: 2, pointers: [UnsafeMutableRawPointer(mutating: src), dst]) { plan in
+            let outShape = permutation.map { shape[$0] }
+            let inStrides = Tensor<Float>.strides(for: shape)
+            var sourceMD = dnnl_memory_desc_t(), destinationMD = dnnl_memory_desc_t()
+            guard dnnl_memory_desc_init_by_strides(&sourceMD, Int32(shape.count), dims12(outShape), dnnl_f32,
+                                                   dims12(permutation.map { inStrides[$0] })) == dnnl_success,
+                  dnnl_memory_desc_init_by_strides(&destinationMD, Int32(shape.count), dims12(outShape), dnnl_f32,
+                                                   dims12(Tensor<Float>.strides(for: outShape))) == dnnl_success,
+                  let source = plan.external(0, sourceMD), let destination = plan.external(1, destinationMD)
+            else { return false }
+            return plan.addReorder(from: source, sourceMD, to: destination, destinationMD)
+        }
+    }
+}
+
 // MARK: - Pooling
 
 /// oneDNN pooling on NHWC f32 activations.

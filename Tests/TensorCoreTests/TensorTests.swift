@@ -67,20 +67,26 @@ import TensorCore
     }
 
     @Test func permuteMatchesNaiveOverManyShapes() {
+        // Float copies from 16 K scalars go to oneDNN's reorder, the rest and every Double copy to the Swift kernel.
+        checkPermutesAgainstNaive(Float.self)
+        checkPermutesAgainstNaive(Double.self)
+    }
+
+    private func checkPermutesAgainstNaive<Scalar: TensorScalar>(_: Scalar.Type) {
         var g = SeededGenerator(seed: 11)
         for trial in 0..<120 {
             let rank = 1 + trial % 5
             let shape = randomShape(rank: rank, maxDim: trial % 3 == 0 ? 40 : 5, allowZero: true, generator: &g)
             // Keep the element count modest.
             guard shape.reduce(1, *) <= 200_000 else { continue }
-            let x = Tensor<Double>.randomNormal(shape, generator: &g)
+            let x = Tensor<Scalar>.randomNormal(shape, generator: &g)
             let permutation = g.permutation(rank)
             let y = x.permuted(permutation)
             #expect(y.shape == permutation.map { shape[$0] })
             for index in Naive.indices(shape) {
                 let outIndex = permutation.map { index[$0] }
                 if y[indices: outIndex] != x[indices: index] {
-                    Issue.record("permute \(shape) by \(permutation) wrong at \(index)")
+                    Issue.record("permute \(Scalar.self) \(shape) by \(permutation) wrong at \(index)")
                     break
                 }
             }
@@ -88,8 +94,13 @@ import TensorCore
     }
 
     @Test func permuteLargeTensorsUsesParallelPathCorrectly() {
-        // Large enough for the multi-threaded split (≥ 2^18 elements), with both kernel paths.
-        let x = Tensor<Float>.randomUniform([64, 48, 96], seed: 5)
+        // Float: oneDNN's reorder; Double: the Swift kernel's multi-threaded split (≥ 2^18 elements).
+        checkLargePermutes(Float.self)
+        checkLargePermutes(Double.self)
+    }
+
+    private func checkLargePermutes<Scalar: TensorScalar>(_: Scalar.Type) {
+        let x = Tensor<Scalar>.randomUniform([64, 48, 96], seed: 5)
         for permutation in [[2, 1, 0], [1, 0, 2], [0, 2, 1], [2, 0, 1]] {
             let y = x.permuted(permutation)
             let shape = x.shape
@@ -102,11 +113,11 @@ import TensorCore
         }
         // A short axis (3 wide) moved innermost, split across workers along axis 0 and along the rows; short rows
         // (4 wide) kept innermost with two axes swapped above them (the three-axis inner loop).
-        let rows = Tensor<Float>.randomUniform([40, 30, 60, 4], seed: 8)
+        let rows = Tensor<Scalar>.randomUniform([40, 30, 60, 4], seed: 8)
         let swapped = rows.permuted([0, 2, 1, 3])
         #expect(swapped[39, 17, 29, 3] == rows[39, 29, 17, 3])
         #expect(swapped.permuted([0, 2, 1, 3]) == rows)
-        let short = Tensor<Float>.randomUniform([300, 3, 350], seed: 7)
+        let short = Tensor<Scalar>.randomUniform([300, 3, 350], seed: 7)
         for permutation in [[0, 2, 1], [2, 0, 1]] {
             let y = short.permuted(permutation)
             #expect(y.permuted(inversePermutation(permutation)) == short)
