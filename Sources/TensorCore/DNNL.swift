@@ -9,8 +9,8 @@ import Foundation
 // (microseconds). Activations stay NHWC ("nhwc" tag, f32) end to end; weights arrive in OIHW and are reordered
 // into the layout the convolution prefers by a cached reorder inside the plan.
 
-/// The oneDNN runtime behind `Float` convolutions, pooling, batch normalization and large GEMMs: version, CPU
-/// kernels and the primitive cache.
+/// The oneDNN runtime behind `Float` convolutions, pooling, batch normalization, large GEMMs and large permutes:
+/// version, CPU kernels and the primitive cache.
 ///
 /// Primitives are cached per operation and shape: the first call with new shapes builds them (about 1 ms), later
 /// calls reuse them. The cache is shared by all threads; primitive calls run one at a time (each one already uses
