@@ -207,6 +207,10 @@ public struct TensorizationPlan: Codable, Equatable, Sendable {
         case format, execution, layers
         case stpFactor = "stp_factor"
     }
+
+    /// t for the recorded layers: `stpFactor` for `str` and `stt` (records written before it was stored used 2), 1
+    /// for the other formats, as `TensorizationRequest.linkFactor`.
+    var linkFactor: Int { format.usesSemiTensorProduct ? stpFactor ?? 2 : 1 }
 }
 
 /// One Conv2D or Linear layer of a tensorized model: replaced or kept dense, with its parameters and per-image
@@ -380,8 +384,7 @@ public enum TensorizedModel {
                 throw CompressionError.unsupportedFormat(layer: "layer \(layerPlan.name)", problem:
                     "the tensorized record names a layer that is not a dense Conv2D or Linear of this model; rebuild the record from the model")
             }
-            // Records written before the STP factor was stored used t = 2.
-            let layer = try factorized(candidate, plan: layerPlan, format: plan.format, stpFactor: plan.stpFactor ?? 2, mode: mode,
+            let layer = try factorized(candidate, plan: layerPlan, format: plan.format, stpFactor: plan.linkFactor, mode: mode,
                                        generator: &generator)
             ModelSurgery.replace(candidate, with: layer)
             replaced[candidate.name] = (layer, layerPlan.ranks)

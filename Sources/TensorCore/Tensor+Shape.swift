@@ -51,9 +51,9 @@ extension Tensor {
     ///
     /// Adjacent dimensions that stay adjacent are merged first. Large `Float` copies go to oneDNN's reorder
     /// (`DNNLPermute`), which runs on the OpenMP team the GEMMs use: from 16 K scalars when the innermost
-    /// dimension moves and from 128 K when it stays. Measured at 2 threads against the kernel below:
-    /// [256,4,8,8,4] → (0,4,1,3,2) 172 → 43 µs, [32,32,32,32] → (0,2,1,3) 241 → 162 µs, but 32 K scalars in rows of
-    /// 32 took 7.9 µs here against 17.4 µs there. Everything else runs as contiguous row copies when the last
+    /// dimension moves and from 128 K when it stays. Measured at 2 threads, kernel below → reorder:
+    /// [256,4,8,8,4] → (0,4,1,3,2) 172 → 43 µs, [32,32,32,32] → (0,2,1,3) 241 → 162 µs, but [64,16,32] → (1,0,2)
+    /// (32 K scalars in rows of 32) 7.9 → 17.4 µs. Everything else runs as contiguous row copies when the last
     /// dimension stays last, and otherwise as a 2-D transpose in 32×32 tiles between the input's and the
     /// output's innermost dimensions, so both sides stream through cache lines.
     public func permuted(_ permutation: [Int]) -> Tensor {
@@ -75,11 +75,12 @@ extension Tensor {
                 // Copy bit patterns through a concrete type so the kernel is specialized even when this generic
                 // method is called unspecialized from another module.
                 let from = UnsafeRawPointer(src.baseAddress!), to = UnsafeMutableRawPointer(out.baseAddress!)
-                let innermostStays = mergedPermutation.last == mergedPermutation.count - 1
-                if MemoryLayout<Scalar>.stride == 4 && scalarCount >= (innermostStays ? 1 << 17 : 1 << 14)
-                    && DNNLPermute.permute(shape: mergedInShape, permutation: mergedPermutation, src: from, dst: to) {
-                    return
-                } else if MemoryLayout<Scalar>.stride == 4 {
+                if MemoryLayout<Scalar>.stride == 4 {
+                    let innermostStays = mergedPermutation.last == mergedPermutation.count - 1
+                    if scalarCount >= (innermostStays ? 1 << 17 : 1 << 14)
+                        && DNNLPermute.permute(shape: mergedInShape, permutation: mergedPermutation, src: from, dst: to) {
+                        return
+                    }
                     permuteKernel(src: from.assumingMemoryBound(to: UInt32.self), dst: to.assumingMemoryBound(to: UInt32.self),
                                   shape: mergedInShape, permutation: mergedPermutation)
                 } else {
