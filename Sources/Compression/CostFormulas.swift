@@ -103,6 +103,34 @@ public enum FCCostFormulas {
         return ClosedFormCost(parameters: 4 * m * n * r + 2 * p(r, 3) + p(r, 2), macsPerSample: macs)
     }
 
+    /// HT with paired leaves (§1.5) on the balanced tree over modes 1…d, ranks for the non-root nodes in post-order
+    /// (the layer's `ranks`), along the reference schedule: leaves and transfer nodes absorbed in post-order.
+    /// Absorbing leaf k (I_k×O_k×R_k) costs (live)·O_kR_k and a transfer node (R_l×R_r×R_t) (live)·R_t, where
+    /// "live" is the product of the activation's indices at that point (the input modes not yet absorbed, the output
+    /// modes absorbed so far, the ranks of the subtrees done and not yet merged); stored: Σ_k I_kO_kR_k + Σ_t R_lR_rR_t
+    /// (root R_t = 1). For example d = 2 (ranks [R_1, R_2]): I_1O_1R_1 + I_2O_2R_2 + R_1R_2 stored;
+    /// I·O_1R_1 + I_2O_1R_1·O_2R_2 + O·R_1R_2 MACs. With uniform m, n, R and d = 4 it is `hierarchicalTuckerOracle`.
+    public static func hierarchicalTucker(inputModes: [Int], outputModes: [Int], ranks: [Int]) -> ClosedFormCost {
+        let nodes = postOrder(.balanced(order: inputModes.count))
+        precondition(ranks.count == nodes.count - 1, "FCCostFormulas.hierarchicalTucker: \(ranks.count) ranks for \(nodes.count - 1) non-root nodes")
+        let rank = ranks + [1]
+        var parameters = 0, macs = 0
+        var live = product(inputModes[...])
+        for (m, node) in nodes.enumerated() {
+            if let k = node.leafMode {
+                let (i, o) = (inputModes[k], outputModes[k])
+                parameters += i * o * rank[m]
+                macs += live * o * rank[m]
+                live = live / i * o * rank[m]
+            } else {
+                parameters += rank[node.left] * rank[node.right] * rank[m]
+                macs += live * rank[m]
+                live = live / (rank[node.left] * rank[node.right]) * rank[m]
+            }
+        }
+        return ClosedFormCost(parameters: parameters, macsPerSample: macs)
+    }
+
     /// BT-layer (§1.4, [39]) with N_b blocks of ranks R_k: N_b(Σ_k I_kO_kR_k + ∏_k R_k) stored;
     /// N_b·[Σ_{k=1}^d (∏_{j≤k}R_j)(∏_{j≤k}O_j)(∏_{j≥k}I_j) + (∏_j R_j)·O] MACs.
     public static func blockTerm(inputModes: [Int], outputModes: [Int], blocks: Int, ranks: [Int]) -> ClosedFormCost {

@@ -197,8 +197,7 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
         guard v > 0, v.isFinite else {
             throw CompressionError.invalidRanks(layer: name, problem: "the target weight variance must be positive and finite, got \(v)")
         }
-        let f = Double(wiring.coreShapes.count)
-        let sigma = Foundation.pow(v / Double(wiring.termCount), 1 / (2 * f))
+        let sigma = wiring.presetStandardDeviation(targetVariance: v)
         let values = wiring.coreShapes.map {
             Tensor<Scalar>.randomNormal($0, standardDeviation: Scalar(sigma), generator: &generator)
         }
@@ -210,7 +209,7 @@ public final class FactorizedConv2D<Scalar: TensorScalar>: ShapedLayer {
             let w = reconstructWeight()
             let meanSquare = Double(w.squaredNorm()) / Double(w.scalarCount)
             if meanSquare > 0 {
-                let scale = Scalar(Foundation.pow(v / meanSquare, 1 / (2 * f)))
+                let scale = Scalar(Foundation.pow(v / meanSquare, 1 / (2 * Double(cores.count))))
                 for core in cores { core.value = core.value * scale }
             }
         }

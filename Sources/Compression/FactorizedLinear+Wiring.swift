@@ -58,8 +58,8 @@ extension FactorizedLinear {
 
     /// The wiring of `format` on the given modes and ranks, with its reference schedule.
     ///
-    /// - Throws: `CompressionError` for a rank list of the wrong length or with a rank below 1, or a format that
-    ///   needs another number of modes.
+    /// - Throws: `CompressionError` for a rank list of the wrong length, a rank below 1 or above the full rank of an
+    ///   SVD, KPD or Tucker weight, or a format that needs another number of modes.
     static func network(format: FactorizedFormat, inputModes: [Int], outputModes: [Int], ranks given: [Int], blocks: Int,
                         stpFactor: Int = 1, layer: String) throws -> (TensorNetwork, [Int]) {
         let d = inputModes.count
@@ -84,11 +84,18 @@ extension FactorizedLinear {
         guard ranks.allSatisfy({ $0 >= 1 }), blocks >= 1 else {
             throw CompressionError.invalidRanks(layer: layer, problem: "ranks and blocks must be ≥ 1, got ranks \(given) and \(blocks) block(s)")
         }
-        if format == .tucker, zip(ranks, inputModes + outputModes).contains(where: { $0 > $1 }) {
-            // A factor with more columns than rows adds parameters and no expressiveness.
-            let fitting = zip(ranks, inputModes + outputModes).map { Swift.min($0, $1) }
+        // The matrix-like formats have a full rank; a factor with more columns than that adds parameters and no
+        // expressiveness (as in `FactorizedConv2D`).
+        let full: [Int]
+        switch format {
+        case .svd: full = [Swift.min(inputModes[0], outputModes[0])]
+        case .kronecker: full = [Swift.min(inputModes[0] * outputModes[0], inputModes[1] * outputModes[1])]
+        case .tucker: full = inputModes + outputModes
+        default: full = ranks
+        }
+        if zip(ranks, full).contains(where: { $0 > $1 }) {
             throw CompressionError.invalidRanks(layer: layer, problem:
-                "Tucker ranks \(ranks) exceed the mode sizes \(inputModes) → \(outputModes) (a factor cannot have more columns than rows); use ranks \(fitting) or larger modes")
+                "ranks \(ranks) exceed the full ranks \(full) of the \(format) weight on \(inputModes) → \(outputModes); use at most \(zip(ranks, full).map { Swift.min($0, $1) }) (full ranks reproduce the weight exactly)")
         }
         var pool = LetterPool()
         let batch = try pool.next(layer)

@@ -53,9 +53,9 @@ struct Cost: ParsableCommand {
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
         guard cores > 0 else { throw ValidationError("--cores must be positive") }
-        if format != nil, parsedFormat == nil {
+        if let format, parsedFormat == nil {
             throw ValidationError("unknown format '\(format)'; choose one of "
-                                  + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", "))
+                                  + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", ") + " (or gkpd)")
         }
         guard parsedRanks != nil else { throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'") }
         guard executionMode != nil else { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode)'") }

@@ -1,5 +1,5 @@
 import Autodiff
-import Compression
+@testable import Compression
 import Decompositions
 import NeuralNetworks
 import Testing
@@ -25,6 +25,12 @@ import TensorCore
         }
     }
 
+    /// The per-format checks cover every format.
+    @Test func casesCoverEveryFormat() {
+        #expect(Set(FactorizedConvCase.all.map(\.format)) == Set(FactorizedConvFormat.allCases))
+        #expect(Set(FactorizedConv2DInitializationTests.presetCases.map(\.format)) == Set(FactorizedConvFormat.allCases))
+    }
+
     /// The factorized forward equals the dense conv of `reconstructWeight()` (same stride, padding, dilation, bias).
     @Test(arguments: FactorizedConvCase.all)
     func forwardMatchesReconstructedKernel(_ testCase: FactorizedConvCase) throws {
@@ -37,6 +43,30 @@ import TensorCore
             #expect(y.shape == reference.shape, "\(testCase) \(mode): shape \(y.shape) vs \(reference.shape)")
             #expect(y.shape == [2] + layer.outputShape(forInput: [7, 6, testCase.inChannels]))
             #expect(relativeDifference(y, reference) <= 1e-10, "\(testCase) \(mode): error \(relativeDifference(y, reference))")
+        }
+    }
+
+    /// The three execution modes give the same output and the same core and bias gradients (training, on a tape).
+    @Test(arguments: FactorizedConvCase.all)
+    func executionModesAgree(_ testCase: FactorizedConvCase) throws {
+        let layer = try testCase.layer(seed: 23)
+        let x = Tensor<Double>.randomNormal([2, 7, 6, testCase.inChannels], seed: 24)
+        let parameters = layer.cores + [layer.bias!]
+        var outputs: [Tensor<Double>] = [], gradients: [[Tensor<Double>]] = []
+        for mode in ExecutionMode.allCases {
+            layer.executionMode = mode
+            for p in parameters { p.zeroGradient() }
+            let tape = Tape<Double>()
+            let y = layer(tape.variable(x), mode: .training)
+            tape.gradients(of: y, seed: Tensor.randomNormal(y.value.shape, seed: 25))
+            outputs.append(y.value)
+            gradients.append(parameters.map { $0.gradient! })
+        }
+        for m in 1..<outputs.count {
+            #expect(relativeDifference(outputs[m], outputs[0]) <= 1e-12, "\(testCase): output differs between modes")
+            for (k, g) in gradients[m].enumerated() {
+                #expect(relativeDifference(g, gradients[0][k]) <= 1e-12, "\(testCase): gradient \(k) differs between modes")
+            }
         }
     }
 
@@ -158,13 +188,15 @@ import TensorCore
     /// Shapes and geometries of the cost grid: (H, W, stride, padding, dilation).
     static let geometries: [(Int, Int, Int, Int, Int)] = [(8, 8, 1, 1, 1), (9, 7, 2, 1, 1), (10, 11, 2, 0, 1), (12, 9, 1, 2, 2)]
 
-    func layer(_ format: FactorizedConvFormat, _ ci: Int, _ co: Int, _ k: Int, _ g: (Int, Int, Int, Int, Int), ranks: [Int],
-               modes: ConvChannelModes? = nil, blocks: Int = 1) throws -> (FactorizedConv2D<Double>, ConvLayerShape) {
+    /// A pre-set layer with a K_h×K_w kernel (K×K when `kernelWidth` is nil) and its shape.
+    func layer(_ format: FactorizedConvFormat, _ ci: Int, _ co: Int, _ k: Int, kernelWidth: Int? = nil, _ g: (Int, Int, Int, Int, Int),
+               ranks: [Int], modes: ConvChannelModes? = nil, blocks: Int = 1) throws -> (FactorizedConv2D<Double>, ConvLayerShape) {
         var generator = SeededGenerator(seed: 5)
-        let layer = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: k, stride: g.2, padding: g.3,
-                                                 dilation: g.4, format: format, ranks: ranks, channelModes: modes, blocks: blocks,
-                                                 calibrated: false, executionMode: .factorized, generator: &generator)
-        return (layer, ConvLayerShape(inChannels: ci, outChannels: co, kernelHeight: k, kernelWidth: k, params: layer.params,
+        let layer = try FactorizedConv2D<Double>(format: format, inChannels: ci, outChannels: co, kernelHeight: k, kernelWidth: kernelWidth ?? k,
+                                                 params: Convolution2D(stride: g.2, padding: g.3, dilation: g.4), ranks: ranks,
+                                                 channelModes: modes, blocks: blocks, calibrated: false, executionMode: .factorized,
+                                                 generator: &generator)
+        return (layer, ConvLayerShape(inChannels: ci, outChannels: co, kernelHeight: k, kernelWidth: kernelWidth ?? k, params: layer.params,
                                       inputHeight: g.0, inputWidth: g.1))
     }
 
@@ -187,15 +219,15 @@ import TensorCore
 
     @Test func matrixFormatsMatchClosedForms() throws {
         for g in Self.geometries {
-            for (ci, co, k) in [(3, 5, 3), (8, 4, 1), (6, 6, 5)] {
+            for (ci, co, kh, kw) in [(3, 5, 3, 3), (8, 4, 1, 1), (6, 6, 5, 5), (4, 6, 3, 1), (5, 4, 1, 3)] {
                 for r in [1, 2, 3] {
-                    var (l, s) = try layer(.svdChannel, ci, co, k, g, ranks: [r])
+                    var (l, s) = try layer(.svdChannel, ci, co, kh, kernelWidth: kw, g, ranks: [r])
                     expectMatches(l, s, ConvCostFormulas.svdChannel(s, rank: r))
-                    (l, s) = try layer(.svdSpatial, ci, co, k, g, ranks: [r])
+                    (l, s) = try layer(.svdSpatial, ci, co, kh, kernelWidth: kw, g, ranks: [r])
                     expectMatches(l, s, ConvCostFormulas.svdSpatial(s, rank: r))
-                    (l, s) = try layer(.cp, ci, co, k, g, ranks: [r])
+                    (l, s) = try layer(.cp, ci, co, kh, kernelWidth: kw, g, ranks: [r])
                     expectMatches(l, s, ConvCostFormulas.cp(s, rank: r))
-                    (l, s) = try layer(.tucker2, ci, co, k, g, ranks: [r, r + 1])
+                    (l, s) = try layer(.tucker2, ci, co, kh, kernelWidth: kw, g, ranks: [r, r + 1])
                     expectMatches(l, s, ConvCostFormulas.tucker2(s, inputRank: r, outputRank: r + 1))
                 }
             }
@@ -324,63 +356,70 @@ import TensorCore
         return Double(y.squaredNorm()) / Double(y.scalarCount)
     }
 
-    static let presetCases: [(FactorizedConvFormat, [Int])] = [
-        (.svdChannel, [8]), (.svdSpatial, [8]), (.cp, [16]), (.tucker2, [8, 8]), (.tensorTrain, [4, 4]), (.tensorRing, [3]),
-        (.hierarchicalTucker, [4]), (.blockTerm, [3]), (.gkpd, [4]), (.semiTensorRing, [4]),
-    ]
+    /// Every format on 32 → 32 channels; the formats with channel modes at several depths (2 to 6 cores).
+    static let presetCases: [PresetCase] = {
+        var cases = [PresetCase(.svdChannel, [8]), PresetCase(.svdSpatial, [8]), PresetCase(.cp, [16]), PresetCase(.tucker2, [8, 8]),
+                     PresetCase(.gkpd, [4])]
+        let depths: [ConvChannelModes] = [ConvChannelModes(input: [32], output: [32]), ConvChannelModes(input: [8, 4], output: [4, 8]),
+                                          ConvChannelModes(input: [4, 4, 2], output: [2, 4, 4]),
+                                          ConvChannelModes(input: [4, 2, 2, 2], output: [2, 2, 2, 4]),
+                                          ConvChannelModes(input: [2, 2, 2, 2, 2], output: [2, 2, 2, 2, 2])]
+        for (format, ranks, deepest) in [(FactorizedConvFormat.tensorTrain, [4], 5), (.blockTerm, [3], 4), (.tensorRing, [3], 2),
+                                         (.hierarchicalTucker, [4], 2), (.semiTensorRing, [4], 2)] {
+            cases += depths[..<deepest].map { PresetCase(format, ranks, $0) }
+        }
+        return cases
+    }()
 
-    /// Calibrated pre-set layers with 2 to 5 cores give the output variance of a dense Kaiming conv (2 for
+    struct PresetCase: Sendable, CustomStringConvertible {
+        var format: FactorizedConvFormat, ranks: [Int], modes: ConvChannelModes?
+        init(_ format: FactorizedConvFormat, _ ranks: [Int], _ modes: ConvChannelModes? = nil) {
+            (self.format, self.ranks, self.modes) = (format, ranks, modes)
+        }
+        var description: String { "\(format) ranks \(ranks) modes \(modes.map { "\($0.input) → \($0.output)" } ?? "default")" }
+
+        func layer(calibrated: Bool, generator: inout SeededGenerator) throws -> FactorizedConv2D<Double> {
+            try FactorizedConv2D<Double>(inChannels: 32, outChannels: 32, kernelSize: 3, format: format, ranks: ranks, channelModes: modes,
+                                         calibrated: calibrated, generator: &generator)
+        }
+    }
+
+    /// Calibrated pre-set layers with 2 to 6 cores give the output variance of a dense Kaiming conv (2 for
     /// unit-variance input) within ±20%, averaged over 6 seeds.
     @Test(arguments: presetCases)
-    func outputVarianceMatchesKaiming(_ format: FactorizedConvFormat, _ ranks: [Int]) throws {
-        let (ci, co, seeds) = (16, 16, 0..<6)
+    func outputVarianceMatchesKaiming(_ preset: PresetCase) throws {
+        let (channels, seeds) = (32, 0..<6)
         var dense = 0.0, factorized = 0.0
         for seed in seeds {
             var generator = SeededGenerator(seed: 100 + UInt64(seed))
-            let conv = Conv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, bias: false,
+            let conv = Conv2D<Double>(inChannels: channels, outChannels: channels, kernelSize: 3, bias: false,
                                       initializer: .kaimingNormal(), generator: &generator)
-            dense += outputVariance({ conv($0, mode: .inference) }, inChannels: ci, seed: UInt64(seed)) / Double(seeds.count)
-            let layer = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, format: format, ranks: ranks,
-                                                     generator: &generator)
-            #expect((2...6).contains(layer.coreCount))
-            factorized += outputVariance({ layer($0, mode: .inference) }, inChannels: ci, seed: UInt64(seed)) / Double(seeds.count)
+            dense += outputVariance({ conv($0, mode: .inference) }, inChannels: channels, seed: UInt64(seed)) / Double(seeds.count)
+            let layer = try preset.layer(calibrated: true, generator: &generator)
+            #expect((2...6).contains(layer.coreCount), "\(preset): \(layer.coreCount) cores")
+            factorized += outputVariance({ layer($0, mode: .inference) }, inChannels: channels, seed: UInt64(seed)) / Double(seeds.count)
         }
-        #expect(abs(factorized / dense - 1) <= 0.2, "\(format): variance \(factorized) vs dense Kaiming \(dense)")
+        #expect(abs(factorized / dense - 1) <= 0.2, "\(preset): variance \(factorized) vs dense Kaiming \(dense)")
     }
 
-    /// The raw variance rule σ² = (v/N_terms)^{1/F} (no calibration) is unbiased: the kernel's mean square,
-    /// averaged over 200 draws, is within ±20% of v = 2/(C_inK²). (Single draws are heavy-tailed: products of
-    /// F Gaussians.)
+    /// The uncalibrated rule gives E[w²] = v = 2/(C_inK²) exactly: the second moment of every kernel entry is the
+    /// weight expression evaluated on cores filled with σ² (cross terms of distinct products vanish), which must
+    /// equal v entry by entry (a check of every wiring's N_terms); the drawn cores have that σ.
     @Test(arguments: presetCases)
-    func rawVarianceRuleIsUnbiased(_ format: FactorizedConvFormat, _ ranks: [Int]) throws {
-        let (ci, co, draws) = (16, 16, 200)
-        var meanSquare = 0.0
+    func rawVarianceRuleIsExactInExpectation(_ preset: PresetCase) throws {
         var generator = SeededGenerator(seed: 7)
-        for _ in 0..<draws {
-            let layer = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, format: format, ranks: ranks,
-                                                     calibrated: false, generator: &generator)
-            let w = layer.reconstructWeight()
-            meanSquare += w.squaredNorm() / Double(w.scalarCount) / Double(draws)
-        }
-        let v = 2.0 / Double(ci * 9)
-        #expect(abs(meanSquare / v - 1) <= 0.2, "\(format): mean square \(meanSquare) vs v = \(v)")
+        let layer = try preset.layer(calibrated: false, generator: &generator)
+        let v = 2.0 / Double(32 * 9)
+        let sigma = layer.wiring.presetStandardDeviation(targetVariance: v)
+        let secondMoment = layer.wiring.weightExpression.evaluate(layer.wiring.weightViews.map { Tensor<Double>(repeating: sigma * sigma, shape: $0) })
+        #expect(abs(secondMoment.max() / v - 1) <= 1e-12 && abs(secondMoment.min() / v - 1) <= 1e-12,
+                "\(preset): E[w²] in [\(secondMoment.min()), \(secondMoment.max())], v = \(v)")
+        let pooled = layer.cores.reduce(0.0) { $0 + Double($1.value.squaredNorm()) } / Double(layer.coreParameterCount)
+        #expect(abs(pooled.squareRoot() / sigma - 1) <= 0.2, "\(preset): pooled core std \(pooled.squareRoot()) vs σ = \(sigma)")
     }
 }
 
 @Suite struct FactorizedConv2DErrorTests {
-    func expectError(_ body: () throws -> Void, _ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation) {
-        do {
-            try body()
-            Issue.record("no error thrown, expected one mentioning \(fragments)", sourceLocation: sourceLocation)
-        } catch let error as CompressionError {
-            for fragment in fragments {
-                #expect(error.description.contains(fragment), "\(error.description) lacks \"\(fragment)\"", sourceLocation: sourceLocation)
-            }
-        } catch {
-            Issue.record("expected a CompressionError, got \(error)", sourceLocation: sourceLocation)
-        }
-    }
-
     func preset(_ format: FactorizedConvFormat, ci: Int = 12, co: Int = 8, ranks: [Int], modes: ConvChannelModes? = nil) throws {
         var generator = SeededGenerator(seed: 1)
         _ = try FactorizedConv2D<Double>(inChannels: ci, outChannels: co, kernelSize: 3, format: format, ranks: ranks,
@@ -392,6 +431,10 @@ import TensorCore
                     ["conv3", "C_in = 12", "[4, 3] → [4, 2]"])
         expectError({ try preset(.tensorRing, ranks: [2], modes: ConvChannelModes(input: [12], output: [2, 4])) },
                     ["conv3", "[4, 3] → [4, 2]"])
+        for format in [FactorizedConvFormat.hierarchicalTucker, .blockTerm, .semiTensorRing] {
+            expectError({ try preset(format, ranks: [2], modes: ConvChannelModes(input: [3, 2], output: [4, 2])) },
+                        ["conv3", "C_in = 12", "[4, 3] → [4, 2]"])
+        }
     }
 
     @Test func badRanks() {
@@ -400,6 +443,8 @@ import TensorCore
                     ["conv3", "takes 2 rank(s)"])
         expectError({ try preset(.svdChannel, ranks: [9]) }, ["conv3", "use at most [8]"])
         expectError({ try preset(.tucker2, ranks: [13, 2]) }, ["conv3", "use at most [12, 8]"])
+        expectError({ try preset(.svdSpatial, ranks: [25]) }, ["conv3", "use at most [24]"])
+        expectError({ try preset(.gkpd, ranks: [7]) }, ["conv3", "use at most [6]"])
     }
 
     @Test func gkpdThatDoesNotDivide() {

@@ -79,33 +79,50 @@ private func meanSquare(_ t: Tensor<Double>) -> Double { Double(t.squaredNorm())
 @Suite("FactorizedLinear errors and costs") struct FactorizedErrorTests {
     @Test func modesThatDoNotMultiplyAreRejectedWithASuggestion() throws {
         let w = Tensor<Double>.randomNormal([12, 10], seed: 1)
-        do {
-            _ = try FactorizedLinear<Double>.converting(w, format: .tensorTrain, inputModes: [3, 5], outputModes: [2, 5], target: .ranks([2]))
-            Issue.record("expected an error")
-        } catch let error as CompressionError {
-            guard case let .invalidModes(layer, problem) = error else { Issue.record("wrong error \(error)"); return }
-            #expect(layer.contains("tensorTrain"))
-            #expect(problem.contains("[4, 3]") && problem.contains("[5, 2]"), "\(problem)")
-        }
+        expectError({
+            _ = try FactorizedLinear<Double>.converting(w, format: .tensorTrain, inputModes: [3, 5], outputModes: [2, 5], target: .ranks([2]),
+                                                        name: "fc2")
+        }, ["fc2", "[4, 3]", "[5, 2]"])
     }
 
-    @Test func kroneckerNeedsTwoModes() {
+    @Test func formatsThatDoNotApplyProposeModes() {
         var generator = SeededGenerator(seed: 1)
-        #expect(throws: CompressionError.self) {
-            _ = try FactorizedLinear<Double>(inputModes: [2, 2, 2], outputModes: [2, 2, 2], format: .kronecker, ranks: [2], generator: &generator)
-        }
+        expectError({
+            _ = try FactorizedLinear<Double>(inputModes: [2, 2, 2], outputModes: [2, 2, 2], format: .kronecker, ranks: [2], name: "fc1",
+                                             generator: &generator)
+        }, ["fc1", "exactly 2 modes", "use [4, 2] → [4, 2]"])
+        expectError({
+            _ = try FactorizedLinear<Double>(inputModes: [6], outputModes: [4], format: .tensorRing, ranks: [2], name: "fc1",
+                                             generator: &generator)
+        }, ["fc1", "at least 2 modes", "use [3, 2] → [2, 2]"])
     }
 
     @Test func wrongRankCountsAndMismatchedModeCounts() {
         var generator = SeededGenerator(seed: 1)
-        #expect(throws: CompressionError.self) {
-            _ = try FactorizedLinear<Double>(inputModes: [2, 2, 2], outputModes: [2, 2, 2], format: .tensorTrain, ranks: [2, 2, 2], generator: &generator)
-        }
-        #expect(throws: CompressionError.self) {
-            _ = try FactorizedLinear<Double>(inputModes: [2, 2], outputModes: [4], format: .cp, ranks: [2], generator: &generator)
-        }
-        #expect(throws: CompressionError.self) {
-            _ = try FactorizedLinear<Double>(inputModes: [2, 2], outputModes: [2, 2], format: .cp, ranks: [0], generator: &generator)
+        expectError({
+            _ = try FactorizedLinear<Double>(inputModes: [2, 2, 2], outputModes: [2, 2, 2], format: .tensorTrain, ranks: [2, 2, 2],
+                                             name: "fc3", generator: &generator)
+        }, ["fc3", "takes 2 rank(s)"])
+        expectError({
+            _ = try FactorizedLinear<Double>(inputModes: [2, 2], outputModes: [4], format: .cp, ranks: [2], name: "fc3", generator: &generator)
+        }, ["fc3", "same number of factors", "[2, 2] and [2, 2]"])
+        expectError({
+            _ = try FactorizedLinear<Double>(inputModes: [2, 2], outputModes: [2, 2], format: .cp, ranks: [0], name: "fc3", generator: &generator)
+        }, ["fc3", "≥ 1"])
+    }
+
+    /// SVD, KPD and Tucker ranks above the full rank are refused with the fitting ranks proposed (`lowrank cost`
+    /// priced an over-full Tucker layer at CR 0.0).
+    @Test func ranksAboveTheFullRankAreRefused() {
+        var generator = SeededGenerator(seed: 0)
+        for (format, inputModes, outputModes, ranks, fitting) in [
+            (FactorizedFormat.svd, [12], [5], [6], "[5]"), (.kronecker, [4, 3], [2, 5], [9], "[8]"),
+            (.tucker, [8, 8], [2, 5], [8], "[8, 8, 2, 5]"),
+        ] {
+            expectError({
+                _ = try FactorizedLinear<Double>(inputModes: inputModes, outputModes: outputModes, format: format, ranks: ranks, name: "fc",
+                                                 generator: &generator)
+            }, ["fc", "full ranks", "use at most \(fitting)"])
         }
     }
 

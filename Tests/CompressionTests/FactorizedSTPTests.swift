@@ -100,40 +100,31 @@ private let stpGrid: [([Int], [Int], Int)] = [([2, 3], [4, 2], 2), ([3, 2, 2], [
 @Suite("FactorizedLinear STP errors") struct FactorizedSTPErrorTests {
     @Test func outputModeNotDivisibleByTProposesFactors() {
         var generator = SeededGenerator(seed: 1)
-        do {
+        expectError({
             _ = try FactorizedLinear<Double>(inputModes: [2, 2], outputModes: [3, 6], format: .semiTensorRing, ranks: [2],
                                              stpFactor: 2, name: "fc", generator: &generator)
-            Issue.record("expected an error")
-        } catch let error as CompressionError {
-            guard case let .invalidModes(layer, problem) = error else { Issue.record("wrong error \(error)"); return }
-            #expect(layer == "fc")
-            #expect(problem.contains("[1, 3]"), "\(problem)")
-        } catch { Issue.record("wrong error \(error)") }
+        }, ["fc", "[1, 3]"])
     }
 
     @Test func rankNotMultipleOfTProposesMultiples() {
         var generator = SeededGenerator(seed: 1)
-        do {
+        expectError({
             _ = try FactorizedLinear<Double>(inputModes: [2, 2, 2], outputModes: [2, 2, 2], format: .semiTensorTrain, ranks: [2, 3],
-                                             stpFactor: 2, generator: &generator)
-            Issue.record("expected an error")
-        } catch let error as CompressionError {
-            guard case let .invalidRanks(_, problem) = error else { Issue.record("wrong error \(error)"); return }
-            #expect(problem.contains("2 or 4"), "\(problem)")
-        } catch { Issue.record("wrong error \(error)") }
+                                             stpFactor: 2, name: "fc", generator: &generator)
+        }, ["fc", "2 or 4"])
     }
 
     @Test func conversionChecksModesBeforeDecomposing() {
         var generator = SeededGenerator(seed: 3)
         let w = Tensor<Double>.randomNormal([4, 9], seed: 2)
-        #expect(throws: CompressionError.self) {
+        expectError({
             _ = try FactorizedLinear<Double>.converting(w, format: .semiTensorTrain, inputModes: [2, 2], outputModes: [3, 3],
-                                                        target: .ranks([2]), stpFactor: 2)
-        }
-        #expect(throws: CompressionError.self) {
-            _ = try FactorizedLinear<Double>(inputModes: [4], outputModes: [4], format: .semiTensorTrain, ranks: [2],
+                                                        target: .ranks([2]), stpFactor: 2, name: "fc")
+        }, ["fc", "t = 2"])
+        expectError({
+            _ = try FactorizedLinear<Double>(inputModes: [4], outputModes: [4], format: .semiTensorTrain, ranks: [2], name: "fc",
                                              generator: &generator)
-        }
+        }, ["fc", "at least 2 modes", "use [2, 2] → [2, 2]"])
     }
 
     @Test func formatNames() {
