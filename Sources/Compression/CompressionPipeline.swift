@@ -185,7 +185,8 @@ public enum CompressionPipeline {
     ///
     /// - Parameter only: convert exactly the layers with these names and report only them (`keepFirstAndLast` is
     ///   then not applied); nil: every eligible layer, all reported.
-    /// - Throws: what `LayerCompressor.compress` throws.
+    /// - Throws: what `LayerCompressor.compress` throws; `CompressionError.invalidSetting` when a converted layer's output error
+    ///   is not finite (weights that overflow Float).
     public static func convert<Scalar: TensorScalar>(_ model: any Layer<Scalar>, inputShape: [Int], settings: CompressionSettings,
                                        only: Set<String>? = nil) throws -> (reports: [LayerReport], records: [FactorizedLayerRecord]) {
         let layers = ModelSurgery.compressibleLayers(of: model, inputShape: inputShape)
@@ -239,11 +240,15 @@ public enum CompressionPipeline {
                 report.parameters = replacement.trainableParameterCount - biasCount(of: candidate.layer)
                 report.macs = factorizedMACs(replacement, inputShape: candidate.inputShape, batch: settings.batchSize)
                 if let factorized = replacement as? any FactorizedLayer<Scalar>, let linear = candidate.layer as? Linear<Scalar> {
-                    let w = linear.weight.value
-                    report.weightError = Double((factorized.reconstructWeight() - w).squaredNorm().squareRoot()
-                                                / w.squaredNorm().squareRoot())
+                    report.weightError = Double(factorized.reconstructWeight().relativeError(to: linear.weight.value))
                 }
-                report.outputError = outputError(candidate.layer, replacement, inputShape: candidate.inputShape)
+                let error = outputError(candidate.layer, replacement, inputShape: candidate.inputShape)
+                guard error.isFinite, report.weightError?.isFinite != false else {
+                    throw CompressionError.invalidSetting(layer: candidate.name, problem:
+                        "the converted layer's relative output error is \(error) (weight error \(report.weightError.map { "\($0)" } ?? "—")): "
+                        + "the weights overflow Float arithmetic; use a checkpoint of a run that did not diverge")
+                }
+                report.outputError = error
                 ModelSurgery.replace(candidate, with: replacement)
                 records.append(record)
             }
@@ -391,8 +396,7 @@ public enum CompressionPipeline {
     static func outputError<Scalar: TensorScalar>(_ f: any Layer<Scalar>, _ g: any Layer<Scalar>, inputShape: [Int]) -> Double {
         var generator = SeededGenerator(seed: 0x5052_4F42)
         let x = Variable(constant: Tensor<Scalar>.randomNormal([8] + inputShape, generator: &generator))
-        let reference = f(x, mode: .inference).value, approximation = g(x, mode: .inference).value
-        return Double((reference - approximation).squaredNorm().squareRoot() / reference.squaredNorm().squareRoot())
+        return Double(g(x, mode: .inference).value.relativeError(to: f(x, mode: .inference).value))
     }
 }
 

@@ -104,7 +104,7 @@ public enum CompressionReport {
     /// - Throws: file errors; `TensorError` when an SVD fails.
     public static func write<Scalar: TensorScalar>(_ result: CompressionResult, title: String, denseModel: any Layer<Scalar>,
                                                    inputShape: [Int], to directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(directory)
         var text = markdown(result, title: title)
         text += "\nSingular-value spectra of the dense layers: `spectra.svg`.\n"
         try text.write(toFile: directory + "/report.md", atomically: true, encoding: .utf8)
@@ -139,7 +139,7 @@ public struct ResultStore: Sendable {
     ///
     /// - Throws: `TensorError.file` when it cannot be written.
     public func save(_ result: CompressionResult, as method: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(directory)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         let bytes = [UInt8](try encoder.encode(result))

@@ -205,7 +205,7 @@ extension FactorizedConv2D {
     /// The wiring of `format` for the geometry, ranks and (resolved) modes, with the ranks expanded.
     ///
     /// - Throws: `CompressionError` for a grouped or empty geometry, ranks of the wrong count, below 1 or above
-    ///   the full rank of a matrix format, an STP factor that does not divide the linked modes and ranks, or more
+    ///   the full rank of a matrix format, cores far larger than the kernel (`oversizedFactorsProblem`), an STP factor that does not divide the linked modes and ranks, or more
     ///   index letters than the einsum engine has.
     static func wiring(_ format: FactorizedConvFormat, _ g: ConvGeometry, ranks given: [Int], modes: ConvChannelModes,
                        blocks: Int, stpFactor: Int = 2, layer: String) throws -> (ConvWiring, [Int]) {
@@ -435,6 +435,9 @@ extension FactorizedConv2D {
                                                    sharedCount: 1, outputPermutation: [1, 0]))]
         }
         wiring.stages = stages
+        if let problem = oversizedFactorsProblem(shapes: wiring.coreShapes, entries: co * ci * kh * kw) {
+            throw CompressionError.invalidRanks(layer: layer, problem: "\(format) ranks \(given): \(problem)")
+        }
         return (wiring, ranks)
     }
 

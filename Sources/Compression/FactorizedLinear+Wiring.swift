@@ -59,7 +59,8 @@ extension FactorizedLinear {
     /// The wiring of `format` on the given modes and ranks, with its reference schedule.
     ///
     /// - Throws: `CompressionError` for a rank list of the wrong length, a rank below 1 or above the full rank of an
-    ///   SVD, KPD or Tucker weight, or a format that needs another number of modes.
+    ///   SVD, KPD or Tucker weight, cores far larger than the weight (`oversizedFactorsProblem`), or a format that
+    ///   needs another number of modes.
     static func network(format: FactorizedFormat, inputModes: [Int], outputModes: [Int], ranks given: [Int], blocks: Int,
                         stpFactor: Int = 1, layer: String) throws -> (TensorNetwork, [Int]) {
         let d = inputModes.count
@@ -208,6 +209,9 @@ extension FactorizedLinear {
             }
         }
         if schedule.isEmpty { schedule = Array(0...letters.count) }
+        if let problem = oversizedFactorsProblem(shapes: shapes, entries: inputModes.reduce(1, *) * outputModes.reduce(1, *)) {
+            throw CompressionError.invalidRanks(layer: layer, problem: "\(format) ranks \(given) on \(inputModes) → \(outputModes): \(problem)")
+        }
         let network = TensorNetwork(inputModes: inputModes, outputModes: outputSizes, batchLetter: batch,
                                     inputLetters: i, outputLetters: outputLetters, coreLetters: letters, coreShapes: shapes)
         return (network, schedule)

@@ -390,16 +390,19 @@ public enum LayerCompressor {
         // STT/STR ranks are multiples of t: r counts steps of t.
         let step = format.usesSemiTensorProduct ? t : 1
         func ranks(_ r: Int) -> [Int] { caps.map { Swift.max(step, Swift.min(r * step, $0 / step * step)) } }
-        func cost(_ r: Int) throws -> Int {
+        func network(_ r: Int) throws -> TensorNetwork {
             try FactorizedLinear<Float>.network(format: format, inputModes: inputModes, outputModes: outputModes,
-                                                ranks: ranks(r), blocks: blocks, stpFactor: step, layer: layer).0.parameterCount
+                                                ranks: ranks(r), blocks: blocks, stpFactor: step, layer: layer).0
         }
-        guard Double(try cost(1)) <= budget else { return nil }
+        // Rank 1 must fit the format (its error names the problem); a larger rank that does not stores far more than
+        // the weight (`oversizedFactorsProblem`), so it costs too much.
+        guard Double(try network(1).parameterCount) <= budget else { return nil }
+        func cost(_ r: Int) -> Int { (try? network(r))?.parameterCount ?? Int.max }
         var low = 1, high = Swift.max(1, (caps.max() ?? 1) / step)
-        if Double(try cost(high)) <= budget { return ranks(high) }
+        if Double(cost(high)) <= budget { return ranks(high) }
         while high - low > 1 {  // cost(low) ≤ budget < cost(high)
             let middle = (low + high) / 2
-            if Double(try cost(middle)) <= budget { low = middle } else { high = middle }
+            if Double(cost(middle)) <= budget { low = middle } else { high = middle }
         }
         return ranks(low)
     }

@@ -132,7 +132,7 @@ public struct TensorizationRequest: Sendable, Equatable {
         case let (nil, ratio?) where ratio >= 1 && ratio.isFinite: ranks = .compressionRatio(ratio)
         default:
             throw CompressionError.invalidRanks(layer: "--ranks/--ratio", problem:
-                "give exactly one of a rank ≥ 1 (--ranks 8) or a compression ratio ≥ 1 (--ratio 5), got \(rank.map(String.init) ?? "none") and \(ratio.map { "\($0)" } ?? "none")")
+                "give exactly one of a rank ≥ 1 (--ranks 8) or a compression ratio ≥ 1 (--ratio 5), got \(rank.map { "--ranks \($0)" } ?? "no --ranks") and \(ratio.map { "--ratio \($0)" } ?? "no --ratio")")
         }
         guard let mode = executionModeNames.first(where: { $0.name == execution })?.mode else {
             throw CompressionError.unsupportedFormat(layer: "--execution", problem:

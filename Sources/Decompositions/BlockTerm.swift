@@ -150,6 +150,10 @@ public struct BlockTerm<Scalar: TensorScalar>: TensorDecomposition {
             }
             ranks = clamp(r)
         }
+        if let problem = oversizedFactorsProblem(shapes: [[blocks] + ranks] + zip(shape, ranks).map { [blocks, $0, $1] },
+                                                 entries: tensor.scalarCount) {
+            throw DecompositionError.invalidRanks(format: format, problem: "\(blocks) blocks of ranks \(ranks): \(problem)")
+        }
 
         let normX = tensor.frobeniusNorm()
         if normX == 0 {

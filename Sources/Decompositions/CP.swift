@@ -210,6 +210,9 @@ extension CPDecomposition {
         case .relativeError:
             throw DecompositionError.unsupportedTarget(format: format, problem: "CP-ALS cannot guarantee a relative error ε (a best rank-R CP approximation may not even exist); pass .ranks([R]) or .compressionRatio, or use Tucker, TT or TR with .relativeError")
         }
+        if let problem = oversizedFactorsProblem(shapes: [[rank]] + shape.map { [$0, rank] }, entries: size) {
+            throw DecompositionError.invalidRanks(format: format, problem: "rank \(rank): \(problem)")
+        }
         guard options.ridge >= 0 && options.ridge.isFinite else {
             throw DecompositionError.invalidTarget(format: format, problem: "the ridge μ must be a finite number ≥ 0, got \(options.ridge)")
         }

@@ -121,3 +121,22 @@ func largestRank(upTo upper: Int, within budget: Double, cost: (Int) -> Int) -> 
     }
     return lo
 }
+
+/// Why factors of these shapes are too large to stand for `entries` scalars, or nil: they may store up to 16× the
+/// entries, and never less than 2²⁰ scalars (small tensors and layers may be over-parameterized on purpose). Far
+/// above that a rank is almost surely a typo (`--ranks 100000`), and honouring it would allocate gigabytes or
+/// overflow the cost counters. Counted without overflow.
+public func oversizedFactorsProblem(shapes: [[Int]], entries: Int) -> String? {
+    func product(_ a: Int, _ b: Int) -> Int {
+        let (value, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? Int.max : value
+    }
+    let stored = shapes.reduce(0) { total, shape in
+        let (sum, overflow) = total.addingReportingOverflow(shape.reduce(1, product))
+        return overflow ? Int.max : sum
+    }
+    let limit = Swift.max(product(16, entries), 1 << 20)
+    guard stored > limit else { return nil }
+    return "these ranks store \(stored == Int.max ? "more than \(Int.max)" : "\(stored)") scalars, more than 16× the \(entries) "
+        + "they stand for (limit \(limit)); lower the ranks"
+}

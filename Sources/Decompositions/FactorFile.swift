@@ -193,7 +193,8 @@ public enum FactorFile {
     /// - Throws: `TensorError.file` naming the problem and what to change: a malformed safetensors file, no
     ///   `format` in the metadata (not a factor file), an unknown format (the message lists the known ones), a
     ///   newer `lowrank_version`, a layout other than row-major, missing or malformed metadata, missing or
-    ///   unexpected tensors (listed), or a tensor whose shape does not match (its shape and the expected one).
+    ///   unexpected tensors (listed), a tensor whose shape does not match (its shape and the expected one), or one
+    ///   holding NaN or ∞.
     public static func load<Scalar: TensorScalar>(_ path: String, as: Scalar.Type = Scalar.self) throws -> AnyDecomposition<Scalar> {
         let file = try SafeTensorsFile(contentsOf: path)
         var reader = FactorReader<Scalar>(file: file)
@@ -419,7 +420,9 @@ struct FactorReader<Scalar: TensorScalar> {
             throw failure("tensor '\(name)' has shape \(entry.shape), expected \(expected) (\(what)); "
                           + "the tensor does not match the metadata shape \(shape) and ranks \(file.metadata["ranks"] ?? "?")")
         }
-        return try file.tensor(name, as: Scalar.self)
+        let value = try file.tensor(name, as: Scalar.self)
+        guard value.isFinite else { throw failure("tensor '\(name)' holds NaN or infinite values; the factors are unusable") }
+        return value
     }
 
     /// Throws unless `ranks` has `count` entries.

@@ -149,7 +149,12 @@ public struct TensorRing<Scalar: TensorScalar>: TensorDecomposition {
                 }
                 ranks = Array(r[..<d])
             }
-            return clamp(try expandRanks(ranks, count: d, format: format, what: "ranks R_1..R_d"), shape: shape)
+            let resolved = clamp(try expandRanks(ranks, count: d, format: format, what: "ranks R_1..R_d"), shape: shape)
+            if let problem = oversizedFactorsProblem(shapes: (0..<d).map { [resolved[$0], shape[$0], resolved[($0 + 1) % d]] },
+                                                     entries: tensor.scalarCount) {
+                throw DecompositionError.invalidRanks(format: format, problem: "ranks \(resolved): \(problem)")
+            }
+            return resolved
         case let .compressionRatio(c):
             let uniform = try FactorKernels.rankForRatio(format: format, ratio: c, fullSize: tensor.scalarCount,
                                                          upper: tensor.scalarCount) { r in

@@ -261,7 +261,7 @@ public struct Checkpoint: Sendable {
     ///   order) that the checkpoint lacks or holds in another shape, then `.unexpectedParameter` for the first
     ///   checkpoint tensor (by name) the model lacks; `.optimizerMismatch` when `optimizer` is given but the
     ///   checkpoint has no optimizer state, was saved with another optimizer, or keeps other slots;
-    ///   `.malformed` for inconsistent optimizer tensors or a non-floating-point parameter.
+    ///   `.malformed` for inconsistent optimizer tensors, a non-floating-point parameter or one holding NaN or ∞.
     public func restore<L: Layer>(into model: L, optimizer: (any Optimizer<L.Scalar>)? = nil) throws {
         let modelParameters = model.namedParameters()
         var shapes: [String: [Int]] = [:]
@@ -279,7 +279,12 @@ public struct Checkpoint: Sendable {
                 throw CheckpointError.malformed(path: path, problem: "parameter '\(name)' is stored as "
                                                 + "\(entry.dtype.rawValue), not as floating-point numbers")
             }
-            values.append(try file.tensor(name, as: L.Scalar.self))
+            let value = try file.tensor(name, as: L.Scalar.self)
+            guard value.isFinite else {
+                throw CheckpointError.malformed(path: path, problem: "parameter '\(name)' holds NaN or infinite values (the run "
+                                                + "that wrote it diverged); use an earlier checkpoint or retrain with a lower learning rate")
+            }
+            values.append(value)
         }
         if let extra = parameters.first(where: { shapes[$0.name] == nil }) {
             throw CheckpointError.unexpectedParameter(path: path, name: extra.name, shape: extra.shape)

@@ -100,6 +100,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case nonFiniteLoss(epoch: Int, step: Int, loss: Double, lastCheckpoint: String?)
     /// A parameter became NaN or infinite (found before saving a checkpoint, which is then not written).
     case nonFiniteParameter(name: String, epoch: Int, step: Int, lastCheckpoint: String?)
+    /// The test loss after an epoch was NaN or infinite: the weights are finite but the outputs are not (the run
+    /// diverged, or the test data hold NaN). That epoch's checkpoint is not written.
+    case nonFiniteTestLoss(epoch: Int, loss: Double, lastCheckpoint: String?)
     /// The data do not fit the model or the configuration.
     case incompatibleData(String)
     /// The configuration cannot train.
@@ -117,6 +120,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .nonFiniteParameter(name, epoch, step, checkpoint):
             return "training stopped: parameter '\(name)' became NaN or infinite by step \(step) (epoch \(epoch)); "
                 + "\(kept(checkpoint)); \(advice)"
+        case let .nonFiniteTestLoss(epoch, loss, checkpoint):
+            return "training stopped: the test loss became \(loss) after epoch \(epoch) (the outputs overflow: the run diverged, "
+                + "or the test images hold NaN); \(kept(checkpoint)); \(advice)"
         case let .incompatibleData(problem):
             return "the data do not fit the model: \(problem)"
         case let .invalidConfiguration(problem):
@@ -136,7 +142,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
 /// exactly the weights of an uninterrupted one.
 ///
 /// A NaN or infinite loss stops training at that step before any update (`TrainingError.nonFiniteLoss`, with
-/// the step number); the checkpoint of the last finished epoch is left as it was.
+/// the step number), and a NaN or infinite test loss after an epoch stops it before that epoch's checkpoint
+/// (`.nonFiniteTestLoss`); the checkpoint of the last finished epoch is left as it was.
 ///
 /// ```swift
 /// var generator = SeededGenerator(seed: 0)
@@ -245,8 +252,11 @@ public final class Trainer<Scalar: TensorScalar> {
                                      trainAccuracy: Double(correct) / Double(max(seen, 1)), seconds: seconds,
                                      imagesPerSecond: Double(seen) / max(seconds, 1e-9), test: nil)
             if let test {
-                record.test = Self.evaluate(model, on: test,
-                                            batchSize: configuration.evaluationBatchSize ?? configuration.batchSize)
+                let evaluation = Self.evaluate(model, on: test, batchSize: configuration.evaluationBatchSize ?? configuration.batchSize)
+                guard evaluation.loss.isFinite else {
+                    throw TrainingError.nonFiniteTestLoss(epoch: epoch + 1, loss: evaluation.loss, lastCheckpoint: lastCheckpoint)
+                }
+                record.test = evaluation
             }
             if let path = configuration.checkpointPath {
                 try saveCheckpoint(to: path, record: record)

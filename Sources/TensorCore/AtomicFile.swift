@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -84,6 +85,49 @@ public enum AtomicFile {
             if isOpen { close(descriptor) }
             unlink(temporaryPath)
             throw error
+        }
+    }
+
+    /// Checks, before long work, that `write(to: path)` can succeed: `path` names a file (not a folder) in a folder
+    /// that exists and may be written.
+    ///
+    /// - Throws: `TensorError.file` naming the problem and the fix.
+    public static func checkDestination(_ path: String) throws {
+        let (folder, name) = splitPath(path)
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw TensorError.file(path: path, problem: "is not a file name; give a path that ends in a file name")
+        }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw TensorError.file(path: path, problem: "is a folder; give a file name (for example \(path)/model.safetensors)")
+        }
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw TensorError.file(path: path, problem: "its folder '\(folder)' does not exist; create it first")
+        }
+        guard access(folder, W_OK) == 0 else {
+            throw TensorError.file(path: path, problem: "its folder '\(folder)' is not writable; choose another folder")
+        }
+    }
+
+    /// Creates the folder `path` and its parents unless it exists (an output folder for several files).
+    ///
+    /// - Throws: `TensorError.file` when a file is in the way or the folder cannot be created or written.
+    public static func createFolder(_ path: String) throws {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+            guard isFolder.boolValue else {
+                throw TensorError.file(path: path, problem: "is a file, not a folder; choose another output folder")
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            } catch {
+                throw TensorError.file(path: path, problem: "cannot create this folder (\(error.localizedDescription)); "
+                                       + "check that you may write in its parent")
+            }
+        }
+        guard access(path, W_OK) == 0 else {
+            throw TensorError.file(path: path, problem: "this folder is not writable; choose another output folder")
         }
     }
 

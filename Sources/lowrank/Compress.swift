@@ -39,9 +39,14 @@ struct RankOptions: ParsableArguments {
         var rule: ModelRankRule?
         if let budgetParams { rule = .budget(budgetParams, .parameters); targets.append(.ratio(1)) }
         if let budgetMacs { rule = .budget(budgetMacs, .macs); targets.append(.ratio(1)) }
-        if let ratio { targets.append(.ratio(ratio)) }
+        if let ratio {
+            guard ratio >= 1, ratio.isFinite else {
+                throw ValidationError("--ratio is dense over factorized parameters and must be ≥ 1, got \(ratio); for example --ratio 5")
+            }
+            targets.append(.ratio(ratio))
+        }
         if let ranks {
-            let values = ranks.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let values = ranks.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
                 throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'; for example 8 or 8,8")
             }
@@ -164,6 +169,8 @@ struct Compress: ParsableCommand {
             settings.layerByLayer = layerByLayer
             if distill { settings.distillation = (temperature: 4, weight: 0.5) }
             settings.progress = output.json ? .silent : .automatic
+            if let out { try AtomicFile.checkDestination(out) }
+            if let report { try AtomicFile.createFolder(report) }
             let checkpoint = try Checkpoint(contentsOf: model)
             let (training, test) = try CompressionData.load(for: checkpoint, directory: dataDir, limit: limit)
             let result = try CompressionPipeline.run(checkpoint: model, training: training, test: test, settings: settings,
@@ -208,6 +215,7 @@ struct Convert: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let settings = try rank.settings(checkpoint: model)
+            try AtomicFile.checkDestination(out)
             let (student, architecture, source) = try CompressedModel.load(model, as: Float.self)
             guard architecture.layers.isEmpty else {
                 throw ValidationError("\(model) is already compressed; give the dense model")

@@ -51,8 +51,9 @@ struct Cost: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        guard (1...(1 << 20)).contains(batch) else { throw ValidationError("--batch must be between 1 and 1,048,576, got \(batch)") }
         guard cores > 0 else { throw ValidationError("--cores must be positive") }
+        guard stpFactor >= 1 else { throw ValidationError("--stp-factor must be ≥ 1 (1: plain TT/TR), got \(stpFactor)") }
         if let format, parsedFormat == nil {
             throw ValidationError("unknown format '\(format)'; choose one of "
                                   + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", ") + " (or gkpd)")
@@ -71,7 +72,7 @@ struct Cost: ParsableCommand {
     }
 
     private var parsedRanks: [Int]? {
-        let values = ranks.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let values = ranks.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
         return values.map { $0! }
     }

@@ -64,7 +64,8 @@ struct Demo: ParsableCommand {
         let training = try Dataset.load(.fashionMNIST, directory: dataDir, split: .train)
         let test = try Dataset.load(.fashionMNIST, directory: dataDir, split: .test)
         let folder = cache ?? Self.defaultCache()
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(folder)
+        try AtomicFile.createFolder(out)
         let densePath = "\(folder)/fmnist-cnn-\(denseEpochs)ep-seed0.safetensors"
         let store = ResultStore(directory: "\(out)/\(preset.rawValue)-ratio\(ratio)")
         if try trainDenseIfNeeded(path: densePath, epochs: denseEpochs, training: training, test: test) {
@@ -113,7 +114,6 @@ struct Demo: ParsableCommand {
         if !failures.isEmpty {
             table += "\nFailed (rerun the demo to retry them):\n\n" + failures.map { "- \($0)\n" }.joined()
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try table.write(toFile: "\(out)/table.md", atomically: true, encoding: .utf8)
         try CompressionReport.accuracyPlot(rows, title: "fmnist-cnn on Fashion-MNIST: accuracy vs compression")
             .write(to: "\(out)/accuracy.svg")
@@ -128,7 +128,11 @@ struct Demo: ParsableCommand {
 
     private func chosenFormats() throws -> [CompressionFormat] {
         guard let formats else { return CompressionFormat.allCases }
-        return try formats.split(separator: ",").map { name in
+        let names = formats.split(separator: ",")
+        guard !names.isEmpty else {
+            throw ValidationError("--formats lists no format; give some of " + CompressionFormat.allCases.map(\.shortName).joined(separator: ","))
+        }
+        return try names.map { name in
             guard let format = CompressionFormat(name: String(name)) else {
                 throw ValidationError("unknown format '\(name)'; choose from "
                                       + CompressionFormat.allCases.map(\.shortName).joined(separator: ", "))

@@ -65,6 +65,10 @@ struct Evaluate: ParsableCommand {
         let start = DispatchTime.now().uptimeNanoseconds
         let result = Trainer<Float>.evaluate(model, on: test, batchSize: batch)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        guard result.loss.isFinite else {
+            throw ValidationError("\(checkpoint): the loss on \(test.name) is \(result.loss): the weights are finite but the outputs "
+                                  + "overflow (the run that wrote it diverged); use an earlier checkpoint or retrain with a lower --lr")
+        }
         let summaries = model.layerSummaries(prefix: "", inputShape: architecture.inputShape)
         let macs = model.multiplyAdds(forInput: architecture.inputShape)
         let trainable = model.trainableParameterCount, stored = model.parameterCount

@@ -95,7 +95,7 @@ struct SparsityMeasures: ParsableCommand {
         training = training.subset(first: min(trainCount, training.count))
         let allTest = try Dataset.load(.fashionMNIST, directory: dataDir, split: .test)
         let test = allTest.subset(first: min(testCount, allTest.count))
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(out)
         let architecture = ModelArchitecture(model: model, inputShape: [28, 28, 1], classes: 10)
 
         var points: [Point] = [], failures: [String] = []

@@ -121,6 +121,7 @@ struct Train: ParsableCommand {
 
     private func train() throws {
         let started = Date()
+        if let out { try AtomicFile.checkDestination(out) }
         var sourceName = data ?? "fashion-mnist", directory = dataDir
         var architecture: ModelArchitecture
         var optimizerConfiguration: OptimizerConfiguration

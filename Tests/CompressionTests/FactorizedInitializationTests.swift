@@ -126,6 +126,21 @@ private func meanSquare(_ t: Tensor<Double>) -> Double { Double(t.squaredNorm())
         }
     }
 
+    /// Ranks that would store far more than the weight (`--ranks 100000`) are refused before any core is drawn.
+    @Test func oversizedRanksAreRefusedBeforeAllocating() {
+        var generator = SeededGenerator(seed: 0)
+        for format in [FactorizedFormat.tensorTrain, .tensorRing, .hierarchicalTucker, .blockTerm, .cp] {
+            expectError({
+                _ = try FactorizedLinear<Float>(inputModes: [56, 56], outputModes: [16, 16], format: format, ranks: [100_000], name: "fc1",
+                                                generator: &generator)
+            }, ["fc1", "more than 16×", "lower the ranks"])
+        }
+        expectError({
+            _ = try FactorizedConv2D<Float>(inChannels: 32, outChannels: 64, kernelSize: 3, format: .tensorRing, ranks: [1000], name: "conv2",
+                                            generator: &generator)
+        }, ["conv2", "more than 16×", "lower the ranks"])
+    }
+
     @Test func balancedFactorizations() {
         #expect(balancedFactorization(of: 1024, into: 4) == [8, 8, 4, 4])
         #expect(balancedFactorization(of: 12, into: 2) == [4, 3])

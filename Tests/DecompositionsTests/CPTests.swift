@@ -173,6 +173,10 @@ struct CPTests {
         #expect(FactorFixtures.throwsDecomposition({ _ = try CPDecomposition.decompose(x, target: .ranks([2, 3])) }) {
             if case .invalidRanks = $0 { return true } else { return false }
         })
+        // A rank far beyond any use (a typo) is refused before anything is allocated.
+        #expect(FactorFixtures.throwsDecomposition({ _ = try CPDecomposition.decompose(x, target: .ranks([100_000])) }) {
+            if case let .invalidRanks(_, problem) = $0 { return problem.contains("lower the ranks") } else { return false }
+        })
         #expect(FactorFixtures.throwsDecomposition({
             _ = try CPDecomposition.decompose(x, target: .ranks([2]), options: CPALSOptions(ridge: -1))
         }) { if case .invalidTarget = $0 { return true } else { return false } })

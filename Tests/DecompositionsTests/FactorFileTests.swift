@@ -304,6 +304,8 @@ struct FactorFileTests {
         #expect(newer.contains("newer") && newer.contains("upgrade"))
         let columnMajor = try #require(try problem(metadata: ["layout": "column-major"]))
         #expect(columnMajor.contains("row-major"))
+        let notFinite = try #require(try problem(tensors: ["factor.1": Tensor<Double>(shape: [5, 3], scalars: [.nan] + [Double](repeating: 1, count: 14))]))
+        #expect(notFinite.contains("tensor 'factor.1' holds NaN"))
 
         // A tree that does not match the modes of an HT file.
         let ht = try HierarchicalTucker.decompose(Tensor<Double>.randomNormal([3, 4, 2, 3], generator: &g), target: .ranks([2]))

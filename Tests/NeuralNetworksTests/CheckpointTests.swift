@@ -179,6 +179,21 @@ private let architecture = #"{"model":"test-model","classes":3}"#
         }
     }
 
+    /// A parameter holding NaN (a diverged run, a damaged file) is refused by name, and nothing changes.
+    @Test func aNonFiniteParameterIsRefused() throws {
+        try withTemporaryPath { path in
+            let model = NamedParameterModel<Float>.standard(seed: 1)
+            let fc = try #require(model.items.first { $0.name == "fc.weight" })
+            fc.parameter.value = Tensor(shape: fc.parameter.value.shape, scalars: [.nan] + fc.parameter.value.scalars.dropFirst())
+            try Checkpoint.save(model, to: path, architecture: architecture)
+            let other = NamedParameterModel<Float>.standard(seed: 2)
+            let before = other.namedParameters().map(\.parameter.value)
+            let error = #expect(throws: CheckpointError.self) { try Checkpoint.load(into: other, from: path) }
+            #expect(error.map { String(describing: $0) }?.contains("'fc.weight' holds NaN") == true)
+            #expect(other.namedParameters().map(\.parameter.value) == before)
+        }
+    }
+
     @Test func aPlainSafetensorsFileIsNotACheckpoint() throws {
         try withTemporaryPath { path in
             var writer = SafeTensorsWriter(metadata: ["format": "pt"])

@@ -220,6 +220,29 @@ private final class TapeReadingScale: Layer {
     }
 }
 
+/// A NaN test loss after an epoch stops training before that epoch's checkpoint is written.
+@Suite struct TrainerTestLossTests {
+    @Test func nonFiniteTestLossStopsBeforeTheCheckpoint() throws {
+        // Test images at the largest Float overflow the first convolution: the logits, and so the loss, are not finite.
+        let clean = squaresDataset(count: 40, seed: 11)
+        let huge = clean.images.map { _ in Float.greatestFiniteMagnitude }
+        let poisonedTest = Dataset(name: "overflowing", images: huge, labels: clean.labels, classCount: 3)
+        try withCheckpointPath { path in
+            var configuration = tinyConfiguration(epochs: 1)
+            configuration.checkpointPath = path
+            let trainer = Trainer(model: tinyModel(seed: 12), optimizer: SGD<Float>(momentum: 0.9), configuration: configuration)
+            let error = #expect(throws: TrainingError.self) { try trainer.fit(training: clean, test: poisonedTest) }
+            guard case let .nonFiniteTestLoss(epoch, loss, lastCheckpoint) = error else {
+                Issue.record("expected a non-finite test loss error, got \(String(describing: error))")
+                return
+            }
+            #expect(epoch == 1 && !loss.isFinite && lastCheckpoint == nil)
+            #expect(error!.description.contains("after epoch 1") && error!.description.contains("--lr"))
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
+    }
+}
+
 /// Adds λ·‖W‖² of the last linear layer to the loss and counts the steps it is told about.
 private final class WeightPenalty: TrainingObjective {
     let weight: Parameter<Float>

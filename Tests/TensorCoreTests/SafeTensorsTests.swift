@@ -489,6 +489,25 @@ struct SafeTensorsTests {
         Support.expectFileError("not a file name") { try writer.write(to: folder + "/") }
     }
 
+    @Test("Destinations and output folders are checked before long work, with the fix named")
+    func destinationsAndFolders() throws {
+        let folder = try Support.makeTemporaryFolder()
+        defer { Support.removeFolder(folder) }
+        try AtomicFile.checkDestination(folder + "/model.safetensors")
+        Support.expectFileError("folder '\(folder)/missing' does not exist", "create it first") {
+            try AtomicFile.checkDestination(folder + "/missing/model.safetensors")
+        }
+        Support.expectFileError("is a folder", "give a file name") { try AtomicFile.checkDestination(folder) }
+        Support.expectFileError("not a file name") { try AtomicFile.checkDestination(folder + "/") }
+
+        try AtomicFile.createFolder(folder + "/report/deep")
+        try AtomicFile.createFolder(folder + "/report/deep")
+        #expect(Support.contents(of: folder + "/report") == ["deep"])
+        try Data("text".utf8).write(to: URL(fileURLWithPath: folder + "/notes.txt"))
+        Support.expectFileError("is a file, not a folder") { try AtomicFile.createFolder(folder + "/notes.txt") }
+        #expect(Support.contents(of: folder) == ["notes.txt", "report"])
+    }
+
     @Test("Zero-size tensors, several at one offset, and scalars")
     func zeroSize() throws {
         let folder = try Support.makeTemporaryFolder()
