@@ -232,6 +232,10 @@ public enum CompressionPipeline {
                                                 options: settings.compressor) {
             case let .keptDense(reason):
                 report.keptDenseReason = reason
+            case let .replaced(replacement, _) where replacement.trainableParameterCount >= candidate.layer.trainableParameterCount:
+                // Not smaller (full or clamped ranks, a high energy): converting would defeat the purpose.
+                report.keptDenseReason = "\(format.displayName) at these ranks has \(replacement.trainableParameterCount) parameters, not "
+                    + "fewer than the dense layer's \(candidate.layer.trainableParameterCount); ask for a higher ratio, lower ranks or a lower energy"
             case let .replaced(replacement, record):
                 report.format = record.format
                 report.inputModes = record.inputModes

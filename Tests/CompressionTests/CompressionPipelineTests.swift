@@ -34,6 +34,18 @@ private func randomData(_ count: Int) -> Dataset {
         }
     }
 
+    /// Ranks the decomposition clamps to full (an SVD of rank 100,000) would make layers bigger: they stay dense.
+    @Test func replacementsThatAreNotSmallerStayDense() throws {
+        let (model, _) = try ModelRegistry.make(named: "fmnist-cnn", inputShape: [28, 28, 1], classes: 10, seed: 0, as: Float.self)
+        let before = model.trainableParameterCount
+        let (reports, records) = try CompressionPipeline.convert(model, inputShape: [28, 28, 1],
+                                                                 settings: CompressionSettings(format: .svd, target: .ranks([100_000])))
+        #expect(records.isEmpty && model.trainableParameterCount == before)
+        let fc = try #require(reports.first { $0.kind == "linear" && $0.keptDenseReason?.contains("not fewer than the dense") == true },
+                              "\(reports.map { $0.keptDenseReason ?? "replaced" })")
+        #expect(fc.format == nil)
+    }
+
     @Test func everyLayerIsReportedWithItsFormatOrWhyItStayedDense() throws {
         let (model, _) = try ModelRegistry.make(named: "fmnist-cnn", inputShape: [28, 28, 1], classes: 10, seed: 0, as: Float.self)
         let (reports, records) = try CompressionPipeline.convert(model, inputShape: [28, 28, 1],

@@ -31,16 +31,14 @@ extension ShapedLayer {
 
     /// A leaf layer's own summary.
     public func layerSummaries(prefix: String, inputShape: [Int]) -> [LayerSummary] {
-        var trainable = 0
-        visitParameters(prefix: "") { _, parameter in
-            if parameter.isTrainable { trainable += parameter.value.scalarCount }
-        }
         let name = prefix.hasSuffix(".") ? String(prefix.dropLast()) : prefix
         return [LayerSummary(name: name, description: layerDescription, inputShape: inputShape,
-                             outputShape: outputShape(forInput: inputShape), trainableParameters: trainable,
+                             outputShape: outputShape(forInput: inputShape), trainableParameters: trainableParameterCount,
                              multiplyAdds: multiplyAdds(forInput: inputShape))]
     }
+}
 
+extension Layer {
     /// The number of trainable scalars (batch-norm running statistics and other saved state excluded): the
     /// count PyTorch's `sum(p.numel() for p in model.parameters())` reports.
     public var trainableParameterCount: Int {
