@@ -28,6 +28,10 @@ struct BenchCore: ParsableCommand {
     @Option(help: "Timed repetitions per measurement (the median is reported).")
     var repeats = 5
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1, got \(repeats)") }
+    }
+
     func run() throws {
         try runReportingErrors { try CoreBenchmark(repeats: repeats).run(json: output.json) }
     }
@@ -43,6 +47,10 @@ struct BenchLayers: ParsableCommand {
 
     @Option(help: "Timed repetitions per measurement (the median is reported).")
     var repeats = 10
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1, got \(repeats)") }
+    }
 
     @Option(help: "Only this format (short name: tt, tr, stt, …).")
     var format: String?
@@ -63,6 +71,10 @@ struct BenchLayers: ParsableCommand {
             let modes: [String: ExecutionMode] = ["auto": .auto, "factorized": .factorized, "reconstructed": .reconstructed]
             if let mode, modes[mode] == nil { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode)'") }
             if let layer, layer != "fc" && layer != "conv" { throw ValidationError("--layer must be fc or conv, got '\(layer)'") }
+            if let format, FactorizedFormat(name: format) == nil && FactorizedConvFormat(name: format) == nil {
+                throw ValidationError("unknown --format '\(format)'; choose one of "
+                                      + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", ") + " (or gkpd)")
+            }
             try LayerBenchmark(repeats: repeats, python: peer, fullyConnected: layer != "conv", convolutions: layer != "fc")
                 .run(json: output.json, only: format, executionModes: mode.map { [modes[$0]!] } ?? ExecutionMode.allCases)
         }

@@ -90,6 +90,18 @@ struct Decompose: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        if eps != nil, [.cp, .btd, .stt, .str].contains(format) {
+            throw ValidationError("--format \(format.rawValue) is fitted by ALS at fixed ranks and cannot guarantee an error tolerance; "
+                                  + "give --ranks or --ratio, or use svd, tucker, tt, ttm, tr, ht, kpd, gkpd or sttu with --eps")
+        }
+        if eps != nil, format == .tr, algorithm == "als" {
+            throw ValidationError("--algorithm als fits fixed ranks; with --eps use --algorithm svd or adaptive, or give --ranks or --ratio")
+        }
+        if let maxRank, maxRank < 1 { throw ValidationError("--max-rank must be ≥ 1, got \(maxRank)") }
+        if let maxIterations, maxIterations < 1 { throw ValidationError("--max-iterations must be ≥ 1, got \(maxIterations)") }
+    }
+
     func run() throws {
         try runReportingErrors {
             let loaded = try TensorInput.read(input, tensor: tensor)

@@ -113,6 +113,7 @@ struct Train: ParsableCommand {
         if let batch, batch <= 0 { throw ValidationError("--batch must be positive") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
     }
 
     func run() throws {
