@@ -343,6 +343,10 @@ public struct SafeTensorsFile: Sendable {
         }
         let file = try MappedFile(path: path)
         let bytes = file.bytes
+        if bytes.starts(with: [0x93] + Array("NUMPY".utf8)) {
+            throw TensorError.file(path: path, problem: "is a NumPy .npy array, not a safetensors file; give a .safetensors file "
+                                   + "(lowrank info and decompose read .npy)")
+        }
         guard bytes.count >= 8 else {
             throw failure("only \(bytes.count) bytes long, but a safetensors file starts with an 8-byte header length")
         }
@@ -406,7 +410,7 @@ public struct SafeTensorsFile: Sendable {
             end = entry.dataOffset + entry.byteCount
             if end > bufferLength {
                 throw failure("tensor '\(entry.name)' ends at byte \(end), past the end of the data buffer "
-                              + "(\(bufferLength) bytes); the file may be truncated")
+                              + "(\(bufferLength) bytes): it is truncated")
             }
         }
         guard end == bufferLength else {

@@ -500,6 +500,11 @@ struct SafeTensorsTests {
         Support.expectFileError("is a folder", "give a file name") { try AtomicFile.checkDestination(folder) }
         Support.expectFileError("not a file name") { try AtomicFile.checkDestination(folder + "/") }
 
+        // A .npy array given where a safetensors file is expected is named as such.
+        try NPYFile.write(Tensor<Float>([1, 2]), to: folder + "/array.npy")
+        Support.expectFileError("is a NumPy .npy array, not a safetensors file") { _ = try SafeTensorsFile(contentsOf: folder + "/array.npy") }
+        try FileManager.default.removeItem(atPath: folder + "/array.npy")
+
         try AtomicFile.createFolder(folder + "/report/deep")
         try AtomicFile.createFolder(folder + "/report/deep")
         #expect(Support.contents(of: folder + "/report") == ["deep"])
