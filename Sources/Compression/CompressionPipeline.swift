@@ -235,7 +235,8 @@ public enum CompressionPipeline {
             case let .replaced(replacement, _) where replacement.trainableParameterCount >= candidate.layer.trainableParameterCount:
                 // Not smaller (full or clamped ranks, a high energy): converting would defeat the purpose.
                 report.keptDenseReason = "\(format.displayName) at these ranks has \(replacement.trainableParameterCount) parameters, not "
-                    + "fewer than the dense layer's \(candidate.layer.trainableParameterCount); ask for a higher ratio, lower ranks or a lower energy"
+                    + "fewer than the dense layer's \(candidate.layer.trainableParameterCount); ask for fewer parameters (a higher ratio, a smaller budget, "
+                    + "lower ranks or a lower energy)"
             case let .replaced(replacement, record):
                 report.format = record.format
                 report.inputModes = record.inputModes

@@ -1,6 +1,5 @@
 import Autodiff
 import Decompositions
-import Foundation
 import TensorCore
 
 // The pipeline of every conv format (METHODS §1 conv forms): which stages run, which cores they use, and the
@@ -140,10 +139,9 @@ struct ConvWiring {
         return sizes.filter { !output.contains($0.key) }.values.reduce(1, *)
     }
 
-    /// σ of i.i.d. zero-mean core entries giving every kernel entry the variance v: σ² = (v/N_terms)^{1/F} for F
-    /// cores (METHODS §2.2, as `TensorNetwork.presetStandardDeviation`).
+    /// σ of i.i.d. zero-mean core entries giving every kernel entry the variance v (METHODS §2.2).
     func presetStandardDeviation(targetVariance v: Double) -> Double {
-        Foundation.pow(v / Double(termCount), 1 / (2 * Double(coreShapes.count)))
+        Compression.presetStandardDeviation(targetVariance: v, termCount: termCount, coreCount: coreShapes.count)
     }
 
     /// Appends a core: its stored shape, and its view and letters in the weight expression.

@@ -87,13 +87,8 @@ extension FactorizedLinear {
         }
         // The matrix-like formats have a full rank; a factor with more columns than that adds parameters and no
         // expressiveness (as in `FactorizedConv2D`).
-        let full: [Int]
-        switch format {
-        case .svd: full = [Swift.min(inputModes[0], outputModes[0])]
-        case .kronecker: full = [Swift.min(inputModes[0] * outputModes[0], inputModes[1] * outputModes[1])]
-        case .tucker: full = inputModes + outputModes
-        default: full = ranks
-        }
+        let full = [.svd, .kronecker, .tucker].contains(format)
+            ? LayerCompressor.rankCaps(format, inputModes: inputModes, outputModes: outputModes) : ranks
         if zip(ranks, full).contains(where: { $0 > $1 }) {
             throw CompressionError.invalidRanks(layer: layer, problem:
                 "ranks \(ranks) exceed the full ranks \(full) of the \(format) weight on \(inputModes) → \(outputModes); use at most \(zip(ranks, full).map { Swift.min($0, $1) }) (full ranks reproduce the weight exactly)")

@@ -153,8 +153,9 @@ public final class FactorizedLinear<Scalar: TensorScalar>: FactorizedLayer {
     ///   - ranks: as documented on `FactorizedFormat` (one value = every rank).
     ///   - blocks: N_b for `blockTerm`.
     ///   - stpFactor: t for `semiTensorTrain` and `semiTensorRing` (ignored by the other formats).
-    /// - Throws: `CompressionError` for modes that do not fit, ranks of the wrong count, below 1 or above the full
-    ///   rank (SVD, KPD, Tucker), or a format that does not apply (the message proposes a valid setting).
+    /// - Throws: `CompressionError` for modes that do not fit, ranks of the wrong count, below 1, above the full
+    ///   rank (SVD, KPD, Tucker) or storing far more than the weight (`oversizedFactorsProblem`), or a format that
+    ///   does not apply (the message proposes a valid setting).
     public convenience init(inputModes: [Int], outputModes: [Int], format: FactorizedFormat, ranks: [Int],
                             blocks: Int = 1, stpFactor: Int = 2, bias: Bool = true, initialization: FactorInitialization = .kaiming,
                             calibrated: Bool = true, executionMode: ExecutionMode = .auto, name: String? = nil,

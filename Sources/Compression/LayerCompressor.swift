@@ -348,20 +348,25 @@ public enum LayerCompressor {
         var cpOptions = CPALSOptions<Scalar>()
         cpOptions.maxIterations = fcFormat.usesSemiTensorProduct ? options.semiTensorSweeps : options.alsIterations
         let layer: FactorizedLinear<Scalar>
-        if fcFormat == .tensorRing, case let .ranks(ranks) = decompositionTarget {
-            // TR-ALS from one random start with a bounded number of sweeps: the default four probed starts and 500
-            // sweeps take minutes on a 3136×256 weight, and fine-tuning follows anyway.
-            let ring = try TensorRing.als(paired(linear.weight.value, inputModes, outputModes), target: .ranks(ranks),
-                                          options: TRALSOptions(maxIterations: options.alsIterations, restarts: 1)).decomposition
-            let cores = ring.cores.enumerated().map { k, core in
-                core.reshaped([core.shape[0], inputModes[k], outputModes[k], core.shape[2]])
+        do {
+            if fcFormat == .tensorRing, case let .ranks(ranks) = decompositionTarget {
+                // TR-ALS from one random start with a bounded number of sweeps: the default four probed starts and 500
+                // sweeps take minutes on a 3136×256 weight, and fine-tuning follows anyway.
+                let ring = try TensorRing.als(paired(linear.weight.value, inputModes, outputModes), target: .ranks(ranks),
+                                              options: TRALSOptions(maxIterations: options.alsIterations, restarts: 1)).decomposition
+                let cores = ring.cores.enumerated().map { k, core in
+                    core.reshaped([core.shape[0], inputModes[k], outputModes[k], core.shape[2]])
+                }
+                layer = try FactorizedLinear(format: .tensorRing, inputModes: inputModes, outputModes: outputModes, cores: cores,
+                                             bias: linear.bias?.value, name: name)
+            } else {
+                layer = try FactorizedLinear.converting(linear, format: fcFormat, inputModes: inputModes, outputModes: outputModes,
+                                                        target: decompositionTarget, blocks: blocks, stpFactor: options.stpFactor,
+                                                        cpOptions: cpOptions, name: name)
             }
-            layer = try FactorizedLinear(format: .tensorRing, inputModes: inputModes, outputModes: outputModes, cores: cores,
-                                         bias: linear.bias?.value, name: name)
-        } else {
-            layer = try FactorizedLinear.converting(linear, format: fcFormat, inputModes: inputModes, outputModes: outputModes,
-                                                    target: decompositionTarget, blocks: blocks, stpFactor: options.stpFactor,
-                                                    cpOptions: cpOptions, name: name)
+        } catch let DecompositionError.invalidRanks(decomposition, problem) {
+            // Ranks the decomposition refuses (far too large) keep the layer dense, as on the conv path.
+            return .keptDense(reason: "\(decomposition): \(problem)")
         }
         let (ranks, realBlocks, t) = try FactorizedLinear<Scalar>.ranks(of: fcFormat, cores: layer.cores.map(\.value),
                                                                         modeCount: layer.network.inputModes.count, layer: name)

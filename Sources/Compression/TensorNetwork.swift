@@ -98,8 +98,7 @@ public struct TensorNetwork: Sendable, Equatable, CustomStringConvertible {
     ///
     /// - Precondition: v > 0.
     public func presetStandardDeviation(targetVariance v: Double) -> Double {
-        precondition(v > 0, "TensorNetwork.presetStandardDeviation: the target variance \(v) must be positive")
-        return Foundation.pow(v / Double(termCount), 1 / (2 * Double(coreCount)))
+        Compression.presetStandardDeviation(targetVariance: v, termCount: termCount, coreCount: coreCount)
     }
 
     /// "B i…, core, … → B o…" for a batch of `batch` rows (parsed once per process: a layer asks every step).
@@ -157,4 +156,13 @@ struct LetterPool {
     mutating func next(_ count: Int, _ context: @autoclosure () -> String) throws -> [Character] {
         try (0..<count).map { _ in try next(context()) }
     }
+}
+
+/// σ = (v/N_terms)^{1/(2F)}: i.i.d. zero-mean entries of F cores with this σ give every entry of a weight that sums
+/// N_terms products (one entry per core) the variance v (METHODS §2.2, derived rule).
+///
+/// - Precondition: v > 0.
+func presetStandardDeviation(targetVariance v: Double, termCount: Int, coreCount: Int) -> Double {
+    precondition(v > 0, "presetStandardDeviation: the target variance \(v) must be positive")
+    return Foundation.pow(v / Double(termCount), 1 / (2 * Double(coreCount)))
 }

@@ -115,8 +115,9 @@ public struct BlockTerm<Scalar: TensorScalar>: TensorDecomposition {
     ///   - initialization: how to start (default `.algebraic(seed: 0)`).
     ///   - tolerance: stop when the fit changes by less than this between sweeps.
     ///   - lineSearch: run the exact line search after each sweep.
-    /// - Throws: `DecompositionError` for NaN/∞ input, an order-1 or empty tensor, blocks or ranks < 1,
-    ///   an ε target (`unsupportedTarget`); `TensorError` if a LAPACK routine fails.
+    /// - Throws: `DecompositionError` for NaN/∞ input, an order-1 or empty tensor, blocks or ranks < 1, blocks
+    ///   and ranks that store far more than the tensor (`oversizedFactorsProblem`), an ε target (`unsupportedTarget`);
+    ///   `TensorError` if a LAPACK routine fails.
     public static func decompose(_ tensor: Tensor<Scalar>, blocks: Int, target: RankTarget<Scalar>,
                                  initialization: BlockTermInitialization = .algebraic(seed: 0), maxIterations: Int = 500,
                                  tolerance: Double = 1e-12,

@@ -186,7 +186,8 @@ extension CPDecomposition {
     ///   - tensor: order ≥ 2.
     ///   - target: `.ranks([R])` or `.compressionRatio(c)` (the largest R with R(1 + ΣJ_k) ≤ ∏J_k/c). R may exceed
     ///     the mode sizes (no clamping: CP rank is not bounded by them).
-    /// - Throws: `.nonFiniteInput`, `.invalidRanks` (rank < 1 or more than one rank), `.invalidTarget`
+    /// - Throws: `.nonFiniteInput`, `.invalidRanks` (rank < 1, more than one rank, or factors far larger than the
+    ///   tensor: `oversizedFactorsProblem`), `.invalidTarget`
     ///   (unreachable ratio, negative ridge, fixed modes without given factors), `.unsupportedTarget` for `.relativeError`
     ///   (CP-ALS cannot guarantee one), `.shapeMismatch` (order < 2, empty modes), `.degenerate` (with
     ///   `throwOnDegeneracy`, or when not even the first sweep is finite).

@@ -207,8 +207,8 @@ public final class Trainer<Scalar: TensorScalar> {
     /// Trains from the current epoch up to `configuration.epochs`, evaluating on `test` after every epoch and
     /// saving a checkpoint after every epoch when `configuration.checkpointPath` is set.
     ///
-    /// - Throws: `TrainingError.nonFiniteLoss` / `.nonFiniteParameter` when training diverges (the last good
-    ///   checkpoint is kept); `.incompatibleData` when the images or labels do not fit the model;
+    /// - Throws: `TrainingError.nonFiniteLoss` / `.nonFiniteParameter` / `.nonFiniteTestLoss` when training diverges
+    ///   (the last good checkpoint is kept); `.incompatibleData` when the images or labels do not fit the model;
     ///   `.invalidConfiguration`; the file errors of `Checkpoint.save`.
     @discardableResult
     public func fit(training: Dataset, test: Dataset? = nil) throws -> TrainingSummary {

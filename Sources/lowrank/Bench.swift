@@ -48,10 +48,6 @@ struct BenchLayers: ParsableCommand {
     @Option(help: "Timed repetitions per measurement (the median is reported).")
     var repeats = 10
 
-    func validate() throws {
-        guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1, got \(repeats)") }
-    }
-
     @Option(help: "Only this format (short name: tt, tr, stt, …).")
     var format: String?
 
@@ -64,6 +60,14 @@ struct BenchLayers: ParsableCommand {
     @Option(help: "Python with TensorLy-Torch for the peer rows (default: .venv-peers/bin/python when present).")
     var python: String?
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1, got \(repeats)") }
+        if let format, FactorizedFormat(name: format) == nil && FactorizedConvFormat(name: format) == nil {
+            throw ValidationError("unknown --format '\(format)'; choose one of "
+                                  + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", ") + " (or gkpd)")
+        }
+    }
+
     func run() throws {
         try runReportingErrors {
             let defaultPython = ".venv-peers/bin/python"
@@ -71,10 +75,6 @@ struct BenchLayers: ParsableCommand {
             let modes: [String: ExecutionMode] = ["auto": .auto, "factorized": .factorized, "reconstructed": .reconstructed]
             if let mode, modes[mode] == nil { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode)'") }
             if let layer, layer != "fc" && layer != "conv" { throw ValidationError("--layer must be fc or conv, got '\(layer)'") }
-            if let format, FactorizedFormat(name: format) == nil && FactorizedConvFormat(name: format) == nil {
-                throw ValidationError("unknown --format '\(format)'; choose one of "
-                                      + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", ") + " (or gkpd)")
-            }
             try LayerBenchmark(repeats: repeats, python: peer, fullyConnected: layer != "conv", convolutions: layer != "fc")
                 .run(json: output.json, only: format, executionModes: mode.map { [modes[$0]!] } ?? ExecutionMode.allCases)
         }

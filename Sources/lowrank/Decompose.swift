@@ -104,6 +104,7 @@ struct Decompose: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            try AtomicFile.checkDestination(out)
             let loaded = try TensorInput.read(input, tensor: tensor)
             var x = loaded.tensor
             if let shape {

@@ -128,11 +128,7 @@ struct Demo: ParsableCommand {
 
     private func chosenFormats() throws -> [CompressionFormat] {
         guard let formats else { return CompressionFormat.allCases }
-        let names = formats.split(separator: ",")
-        guard !names.isEmpty else {
-            throw ValidationError("--formats lists no format; give some of " + CompressionFormat.allCases.map(\.shortName).joined(separator: ","))
-        }
-        return try names.map { name in
+        return try formats.split(separator: ",", omittingEmptySubsequences: false).map { name in
             guard let format = CompressionFormat(name: String(name)) else {
                 throw ValidationError("unknown format '\(name)'; choose from "
                                       + CompressionFormat.allCases.map(\.shortName).joined(separator: ", "))

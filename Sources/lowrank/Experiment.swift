@@ -70,10 +70,8 @@ struct SparsityMeasures: ParsableCommand {
 
     private func selectedMeasures() throws -> [SparsityMeasure] {
         guard let measures else { return [.l1, .lp(p: 0.5), .l1OverL2, .hoyer, .gini, .entropy, .effectiveRank] }
-        let valid = "l1, lp, l1-l2, hoyer, gini, entropy, effective-rank"
-        let names = measures.split(separator: ",")
-        guard !names.isEmpty else { throw ValidationError("--measures lists no measure; give some of \(valid)") }
-        return try names.map { name in
+        let valid = SparsityMeasure.all.filter(\.isDifferentiable).map(\.name).joined(separator: ", ")
+        return try measures.split(separator: ",", omittingEmptySubsequences: false).map { name in
             guard let measure = SparsityMeasure(name: String(name)), measure.isDifferentiable else {
                 throw ValidationError("unknown or non-differentiable measure '\(name)' in --measures; choose among \(valid)")
             }

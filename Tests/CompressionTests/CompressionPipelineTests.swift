@@ -44,6 +44,10 @@ private func randomData(_ count: Int) -> Dataset {
         let fc = try #require(reports.first { $0.kind == "linear" && $0.keptDenseReason?.contains("not fewer than the dense") == true },
                               "\(reports.map { $0.keptDenseReason ?? "replaced" })")
         #expect(fc.format == nil)
+        // CP has no clamp: a rank far too large is refused by the decomposition, and the layers stay dense too.
+        let (cpReports, cpRecords) = try CompressionPipeline.convert(model, inputShape: [28, 28, 1],
+                                                                     settings: CompressionSettings(format: .cp, target: .ranks([100_000])))
+        #expect(cpRecords.isEmpty && cpReports.contains { $0.keptDenseReason?.contains("lower the ranks") == true })
     }
 
     @Test func everyLayerIsReportedWithItsFormatOrWhyItStayedDense() throws {
