@@ -33,7 +33,13 @@ struct CompressionAwareOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard let compressionAware else { return }
+        guard let compressionAware else {
+            if strength != nil || truncateEnergy != nil || compressClassifier {
+                throw ValidationError("--strength, --truncate-energy and --compress-classifier belong to compression-aware training; "
+                                      + "add --compression-aware (for example svd-training) or drop them")
+            }
+            return
+        }
         guard CompressionAwareMethod(rawValue: compressionAware) != nil else {
             throw ValidationError("unknown --compression-aware '\(compressionAware)'; choose one of "
                                   + CompressionAwareMethod.allCases.map(\.rawValue).joined(separator: ", "))

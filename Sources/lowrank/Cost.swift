@@ -33,8 +33,8 @@ struct Cost: ParsableCommand {
     @Option(help: "The factorized format (svd, cp, tucker, tt, tr, ht, btd, kpd or gkpd, stt, str).")
     var format: String?
 
-    @Option(help: "Ranks, comma-separated (one value for every rank); meaning as in the format's documentation.")
-    var ranks = "8"
+    @Option(help: "Ranks, comma-separated (one value for every rank); meaning as in the format's documentation (default 8).")
+    var ranks: String?
 
     @Option(help: "Number of modes each FC layer's features are split into.")
     var cores = 4
@@ -42,8 +42,8 @@ struct Cost: ParsableCommand {
     @Option(help: "The STP factor t of stt and str.")
     var stpFactor = 2
 
-    @Option(help: "Execution mode of the factorized layers: auto, factorized or reconstructed.")
-    var mode = "auto"
+    @Option(help: "Execution mode of the factorized layers: auto (default), factorized or reconstructed.")
+    var mode: String?
 
     @Option(help: "Images per forward pass (MACs are per image; memory and the auto choice depend on it).")
     var batch = 256
@@ -58,8 +58,11 @@ struct Cost: ParsableCommand {
             throw ValidationError("unknown format '\(format)'; choose one of "
                                   + FactorizedFormat.allCases.map(\.shortName).joined(separator: ", ") + " (or gkpd)")
         }
-        guard parsedRanks != nil else { throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'") }
-        guard executionMode != nil else { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode)'") }
+        if format == nil, ranks != nil || mode != nil {
+            throw ValidationError("--ranks and --mode price factorized layers; add --format (for example --format tt) or drop them")
+        }
+        guard parsedRanks != nil else { throw ValidationError("--ranks must be positive integers separated by commas, got '\(rankList)'") }
+        guard executionMode != nil else { throw ValidationError("--mode must be auto, factorized or reconstructed, got '\(mode ?? "")'") }
     }
 
     /// The format named by --format; a conv name (gkpd) stands for the FC format whose conv form it is.
@@ -71,14 +74,17 @@ struct Cost: ParsableCommand {
         }
     }
 
+    /// --ranks, or the default 8.
+    private var rankList: String { ranks ?? "8" }
+
     private var parsedRanks: [Int]? {
-        let values = ranks.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let values = rankList.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
         return values.map { $0! }
     }
 
     private var executionMode: ExecutionMode? {
-        ["auto": ExecutionMode.auto, "factorized": .factorized, "reconstructed": .reconstructed][mode]
+        ["auto": ExecutionMode.auto, "factorized": .factorized, "reconstructed": .reconstructed][mode ?? "auto"]
     }
 
     func run() throws {
@@ -155,7 +161,7 @@ struct Cost: ParsableCommand {
     }
 
     private func printTable(_ cost: ModelCost, model: String, notes: [String]) {
-        let formatName = parsedFormat.map { "\($0.shortName), ranks \(ranks)" } ?? "dense"
+        let formatName = parsedFormat.map { "\($0.shortName), ranks \(rankList)" } ?? "dense"
         print("\(model) (\(formatName)), batch \(cost.batch); memory in elements at this batch, energy per image (METHODS §8, fp32, "
               + "weights \(cost.weightsOnChip ? "on chip" : "in DRAM"))")
         var rows = [["layer", "params", "MACs/image", "CR", "mode", "largest", "stored", "energy µJ"]]
