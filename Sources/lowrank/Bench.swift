@@ -25,7 +25,7 @@ struct BenchCore: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    @Option(help: "Timed repetitions per measurement (the median is reported).")
+    @Option(parsing: .unconditional, help: "Timed repetitions per measurement (the median is reported).")
     var repeats = 5
 
     func validate() throws {
@@ -45,7 +45,7 @@ struct BenchLayers: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    @Option(help: "Timed repetitions per measurement (the median is reported).")
+    @Option(parsing: .unconditional, help: "Timed repetitions per measurement (the median is reported).")
     var repeats = 10
 
     @Option(help: "Only this format (short name: tt, tr, stt, …).")

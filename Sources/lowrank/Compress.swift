@@ -9,7 +9,7 @@ struct RankOptions: ParsableArguments {
     @Option(help: "The format: \(CompressionFormat.allCases.map(\.shortName).joined(separator: "|"))|auto (auto: svd, tucker or tt and the ranks chosen per layer under one budget: --ratio, --budget-params or --budget-macs).")
     var format: String
 
-    @Option(help: "Compression ratio of every compressed layer (dense over factorized weight parameters); with --format auto, of the compressed layers together.")
+    @Option(parsing: .unconditional, help: "Compression ratio of every compressed layer (dense over factorized weight parameters); with --format auto, of the compressed layers together.")
     var ratio: Double?
 
     @Option(help: "Ranks of every compressed layer, comma-separated (one number for all ranks of the format).")
@@ -18,13 +18,13 @@ struct RankOptions: ParsableArguments {
     @Option(help: "Rank rule: energy:E keeps a share E of Σσ² per layer (any format; e.g. energy:0.9); evbmf (svd format) picks each layer's rank by EVBMF [56].")
     var rankRule: String?
 
-    @Option(help: "Global parameter budget for the whole model: ranks allocated across layers (svd, tucker, tt or auto).")
+    @Option(parsing: .unconditional, help: "Global parameter budget for the whole model: ranks allocated across layers (svd, tucker, tt or auto).")
     var budgetParams: Int?
 
-    @Option(help: "Global multiply-add budget per image for the whole model (svd, tucker, tt or auto).")
+    @Option(parsing: .unconditional, help: "Global multiply-add budget per image for the whole model (svd, tucker, tt or auto).")
     var budgetMacs: Int?
 
-    @Option(help: "Blocks of block-term (btd) layers.")
+    @Option(parsing: .unconditional, help: "Blocks of block-term (btd) layers.")
     var blocks = 2
 
     /// The pipeline settings these options describe for the model in `checkpoint` (read only for
@@ -124,13 +124,13 @@ struct Compress: ParsableCommand {
 
     @OptionGroup var rank: RankOptions
 
-    @Option(help: "Fine-tuning epochs.")
+    @Option(parsing: .unconditional, help: "Fine-tuning epochs.")
     var finetuneEpochs = 1
 
-    @Option(help: "Initial fine-tuning learning rate (cosine decay to 0).")
+    @Option(parsing: .unconditional, help: "Initial fine-tuning learning rate (cosine decay to 0).")
     var lr = 0.01
 
-    @Option(help: "Fine-tuning batch size.")
+    @Option(parsing: .unconditional, help: "Fine-tuning batch size.")
     var batch = 128
 
     @Flag(help: "Distill from the dense model (temperature 4, weight 0.5).")
@@ -139,7 +139,7 @@ struct Compress: ParsableCommand {
     @Flag(help: "Convert and fine-tune one layer at a time (MUSCO-style rounds).")
     var layerByLayer = false
 
-    @Option(help: "Fine-tune on the first N training images only.")
+    @Option(parsing: .unconditional, help: "Fine-tune on the first N training images only.")
     var limit: Int?
 
     @Option(help: "The folder with the data files (default: the one recorded in the checkpoint, else the system's).")

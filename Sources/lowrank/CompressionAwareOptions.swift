@@ -15,7 +15,7 @@ struct CompressionAwareOptions: ParsableArguments {
     @Option(help: "The sparsity measure svd-training regularizes: \(SparsityMeasure.all.filter(\.isDifferentiable).map(\.name).joined(separator: ", ")).")
     var measure = "effective-rank"
 
-    @Option(help: "λ (nuclear, trp: per nuclear norm; lc: per stored parameter), λ_s (svd-training) or the radius scale ρ (frank-wolfe). Defaults: nuclear 0.02, trp 1e-4, svd-training 0.01, lc 1e-6, frank-wolfe 0.5.")
+    @Option(parsing: .unconditional, help: "λ (nuclear, trp: per nuclear norm; lc: per stored parameter), λ_s (svd-training) or the radius scale ρ (frank-wolfe). Defaults: nuclear 0.02, trp 1e-4, svd-training 0.01, lc 1e-6, frank-wolfe 0.5.")
     var strength: Double?
 
     @Option(help: ArgumentHelp(

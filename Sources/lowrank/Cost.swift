@@ -36,16 +36,16 @@ struct Cost: ParsableCommand {
     @Option(help: "Ranks, comma-separated (one value for every rank); meaning as in the format's documentation (default 8).")
     var ranks: String?
 
-    @Option(help: "Number of modes each FC layer's features are split into.")
+    @Option(parsing: .unconditional, help: "Number of modes each FC layer's features are split into.")
     var cores = 4
 
-    @Option(help: "The STP factor t of stt and str.")
+    @Option(parsing: .unconditional, help: "The STP factor t of stt and str.")
     var stpFactor = 2
 
     @Option(help: "Execution mode of the factorized layers: auto (default), factorized or reconstructed.")
     var mode: String?
 
-    @Option(help: "Images per forward pass (MACs are per image; memory and the auto choice depend on it).")
+    @Option(parsing: .unconditional, help: "Images per forward pass (MACs are per image; memory and the auto choice depend on it).")
     var batch = 256
 
     @OptionGroup var output: OutputOptions

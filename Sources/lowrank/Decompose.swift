@@ -40,16 +40,16 @@ struct Decompose: ParsableCommand {
     @Option(help: "Ranks: one value for every rank, or a comma-separated list in the format's rank order (e.g. 2,4,6,6,6,6).")
     var ranks: String?
 
-    @Option(help: "Relative error tolerance ε: ‖X − X̂‖_F ≤ ε‖X‖_F, for formats that guarantee it.")
+    @Option(parsing: .unconditional, help: "Relative error tolerance ε: ‖X − X̂‖_F ≤ ε‖X‖_F, for formats that guarantee it.")
     var eps: Double?
 
-    @Option(help: "Target compression ratio (full tensor size over factor parameters, ≥ 1).")
+    @Option(parsing: .unconditional, help: "Target compression ratio (full tensor size over factor parameters, ≥ 1).")
     var ratio: Double?
 
     @Option(help: "Reshape the tensor first, e.g. 4,8,8,4 (the sizes must multiply to its element count).")
     var shape: String?
 
-    @Option(help: "Seed of every random draw (random starts of the ALS algorithms).")
+    @Option(parsing: .unconditional, help: "Seed of every random draw (random starts of the ALS algorithms).")
     var seed: UInt64 = 0
 
     @Option(help: "The factor file to write (.safetensors).")
@@ -64,16 +64,16 @@ struct Decompose: ParsableCommand {
     @Option(help: "tucker: hooi (default) or hosvd. tr: als (default with --ranks/--ratio), svd (default with --eps) or adaptive (with --eps).")
     var algorithm: String?
 
-    @Option(help: "tt, ttm, ht: cap every rank; tr adaptive: the largest rank (default 16).")
+    @Option(parsing: .unconditional, help: "tt, ttm, ht: cap every rank; tr adaptive: the largest rank (default 16).")
     var maxRank: Int?
 
-    @Option(help: "cp, tr, btd, stt, str: the sweep cap of the ALS (defaults: cp 500, tr 500, btd 500, stt/str 200).")
+    @Option(parsing: .unconditional, help: "cp, tr, btd, stt, str: the sweep cap of the ALS (defaults: cp 500, tr 500, btd 500, stt/str 200).")
     var maxIterations: Int?
 
     @Option(help: "ht: the dimension tree, e.g. \"((0,1),(2,3))\" (default: balanced).")
     var tree: String?
 
-    @Option(help: "btd: the number of blocks N_b.")
+    @Option(parsing: .unconditional, help: "btd: the number of blocks N_b.")
     var blocks: Int = 2
 
     @Option(help: "kpd: I1,O1 (the shape of each A_r); gkpd: F1,C1,Kh1,Kw1. Default: the divisors nearest the square roots (gkpd: spatial sizes 1).")

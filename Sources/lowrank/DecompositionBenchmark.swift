@@ -25,7 +25,7 @@ struct BenchDecompositions: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    @Option(help: "Timed repetitions per workload after one warm-up run (the median is reported).")
+    @Option(parsing: .unconditional, help: "Timed repetitions per workload after one warm-up run (the median is reported).")
     var repeats = 3
 
     @Option(help: "Comma-separated subset of the workloads: cp,tucker,tt,tr,svd (default: all).")

@@ -45,7 +45,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Formats to run, comma-separated (default: all).")
     var formats: String?
 
-    @Option(help: "Compression ratio of the compressed layers.")
+    @Option(parsing: .unconditional, help: "Compression ratio of the compressed layers.")
     var ratio = 5.0
 
     func validate() throws {

@@ -30,7 +30,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "The folder with the data files (default: the recorded one, else /usr/share/datasets/<data set>).")
     var dataDir: String?
 
-    @Option(help: "Examples per evaluation batch.")
+    @Option(parsing: .unconditional, help: "Examples per evaluation batch.")
     var batch = 500
 
     @Flag(help: "List every layer with its output shape, parameters and multiply-adds.")

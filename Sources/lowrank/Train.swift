@@ -38,31 +38,31 @@ struct Train: ParsableCommand {
     @Option(help: "The folder with the data files (default: /usr/share/datasets/<data set>).")
     var dataDir: String?
 
-    @Option(help: "Total epochs to train to.")
+    @Option(parsing: .unconditional, help: "Total epochs to train to.")
     var epochs = 5
 
-    @Option(help: "Examples per step (default 128; on --resume, the checkpoint's).")
+    @Option(parsing: .unconditional, help: "Examples per step (default 128; on --resume, the checkpoint's).")
     var batch: Int?
 
-    @Option(help: "Learning rate (default: 0.05 for sgd, 0.001 for adam).")
+    @Option(parsing: .unconditional, help: "Learning rate (default: 0.05 for sgd, 0.001 for adam).")
     var lr: Double?
 
     @Option(help: "The optimizer: sgd (momentum 0.9) or adam.")
     var optimizer = "sgd"
 
-    @Option(help: "SGD momentum.")
+    @Option(parsing: .unconditional, help: "SGD momentum.")
     var momentum = 0.9
 
-    @Option(help: "Weight decay (L2 for sgd and adam).")
+    @Option(parsing: .unconditional, help: "Weight decay (L2 for sgd and adam).")
     var weightDecay = 0.0
 
-    @Option(help: "Seed of the initialization, the data order and augmentation.")
+    @Option(parsing: .unconditional, help: "Seed of the initialization, the data order and augmentation.")
     var seed: UInt64 = 0
 
     @Flag(help: "Augment training images with random crops (padding 4 for CIFAR-10, 2 otherwise) and, for CIFAR-10, horizontal flips.")
     var augment = false
 
-    @Option(help: "Train on the first N training images only (quick runs; on --resume, the checkpoint's).")
+    @Option(parsing: .unconditional, help: "Train on the first N training images only (quick runs; on --resume, the checkpoint's).")
     var limit: Int?
 
     @Option(help: "Where to save the checkpoint after every epoch (default: <model>.safetensors).")
@@ -77,16 +77,16 @@ struct Train: ParsableCommand {
     @Option(help: "Tensorize the model (pre-set, trained from scratch): every conv and linear layer but the first conv becomes this format: \(TensorizationFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
     var format: String?
 
-    @Option(help: "With --format: the rank of every factorized layer.")
+    @Option(parsing: .unconditional, help: "With --format: the rank of every factorized layer.")
     var ranks: Int?
 
-    @Option(help: "With --format: per layer, the largest uniform ranks giving this many times fewer parameters.")
+    @Option(parsing: .unconditional, help: "With --format: per layer, the largest uniform ranks giving this many times fewer parameters.")
     var ratio: Double?
 
     @Option(help: "With --format: how factorized layers run (auto, factorized, reconstructed).")
     var execution = "auto"
 
-    @Option(help: "With --format str or stt: the STP factor t (ranks and the linked output modes must be multiples of it; default 2).")
+    @Option(parsing: .unconditional, help: "With --format str or stt: the STP factor t (ranks and the linked output modes must be multiples of it; default 2).")
     var stpFactor: Int?
 
     @OptionGroup var compression: CompressionAwareOptions

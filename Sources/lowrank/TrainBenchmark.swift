@@ -30,13 +30,13 @@ struct BenchTrain: ParsableCommand {
         """
     )
 
-    @Option(help: "Timed training steps (after 5 warm-up steps).")
+    @Option(parsing: .unconditional, help: "Timed training steps (after 5 warm-up steps).")
     var steps = 100
 
-    @Option(help: "Examples per step.")
+    @Option(parsing: .unconditional, help: "Examples per step.")
     var batch = 128
 
-    @Option(help: "Timed repetitions of each kernel measurement (median reported).")
+    @Option(parsing: .unconditional, help: "Timed repetitions of each kernel measurement (median reported).")
     var repeats = 5
 
     @Option(help: "The PyTorch peer script (default: ../shared/peers/train_peer.py from the package root).")
@@ -45,7 +45,7 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Do not run the PyTorch peer even when it is installed.")
     var noPeer = false
 
-    @Option(help: "Batches the data loader prepares ahead on a background thread (0, 1 or 2).")
+    @Option(parsing: .unconditional, help: "Batches the data loader prepares ahead on a background thread (0, 1 or 2).")
     var prefetch = 1
 
     @Flag(help: "Also time each convolution on the im2col + GEMM reference kernels.")
