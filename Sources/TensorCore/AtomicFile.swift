@@ -91,8 +91,9 @@ public enum AtomicFile {
     /// Checks, before long work, that `write(to: path)` can succeed: `path` names a file (not a folder) in a folder
     /// that exists and may be written.
     ///
-    /// - Throws: `TensorError.file` naming the problem and the fix.
+    /// - Throws: `TensorError.file` naming the problem and the fix (`.invalidArgument` for an empty path).
     public static func checkDestination(_ path: String) throws {
+        guard !path.isEmpty else { throw TensorError.invalidArgument("the output path is empty; give a file name") }
         let (folder, name) = splitPath(path)
         guard !name.isEmpty, name != ".", name != ".." else {
             throw TensorError.file(path: path, problem: "is not a file name; give a path that ends in a file name")

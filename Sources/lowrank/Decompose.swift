@@ -91,6 +91,9 @@ struct Decompose: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        guard out.lowercased().hasSuffix(".safetensors") else {
+            throw ValidationError("--out '\(out)': factor files are safetensors files; give a path ending in .safetensors")
+        }
         if eps != nil, [.cp, .btd, .stt, .str].contains(format) {
             throw ValidationError("--format \(format.rawValue) is fitted by ALS at fixed ranks and cannot guarantee an error tolerance; "
                                   + "give --ranks or --ratio, or use svd, tucker, tt, ttm, tr, ht, kpd, gkpd or sttu with --eps")
@@ -441,6 +444,10 @@ struct Reconstruct: ParsableCommand {
     var name = "tensor"
 
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard !name.isEmpty else { throw ValidationError("--name must not be empty (it names the tensor in a .safetensors output)") }
+    }
 
     func run() throws {
         try runReportingErrors {
