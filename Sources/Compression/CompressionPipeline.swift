@@ -185,8 +185,8 @@ public enum CompressionPipeline {
     ///
     /// - Parameter only: convert exactly the layers with these names and report only them (`keepFirstAndLast` is
     ///   then not applied); nil: every eligible layer, all reported.
-    /// - Throws: what `LayerCompressor.compress` throws; `CompressionError.invalidSetting` when a converted layer's output error
-    ///   is not finite (weights that overflow Float).
+    /// - Throws: what `LayerCompressor.compress` throws; `CompressionError.invalidSetting` when a converted layer's
+    ///   output error is not finite (weights that overflow Float).
     public static func convert<Scalar: TensorScalar>(_ model: any Layer<Scalar>, inputShape: [Int], settings: CompressionSettings,
                                        only: Set<String>? = nil) throws -> (reports: [LayerReport], records: [FactorizedLayerRecord]) {
         let layers = ModelSurgery.compressibleLayers(of: model, inputShape: inputShape)

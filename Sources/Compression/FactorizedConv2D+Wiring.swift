@@ -203,7 +203,8 @@ extension FactorizedConv2D {
     /// The wiring of `format` for the geometry, ranks and (resolved) modes, with the ranks expanded.
     ///
     /// - Throws: `CompressionError` for a grouped or empty geometry, ranks of the wrong count, below 1 or above
-    ///   the full rank of a matrix format, cores far larger than the kernel (`oversizedFactorsProblem`), an STP factor that does not divide the linked modes and ranks, or more
+    ///   the full rank of a matrix format, cores far larger than the kernel (`oversizedFactorsProblem`), an STP
+    ///   factor that does not divide the linked modes and ranks, or more
     ///   index letters than the einsum engine has.
     static func wiring(_ format: FactorizedConvFormat, _ g: ConvGeometry, ranks given: [Int], modes: ConvChannelModes,
                        blocks: Int, stpFactor: Int = 2, layer: String) throws -> (ConvWiring, [Int]) {
