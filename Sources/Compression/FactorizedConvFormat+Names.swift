@@ -46,3 +46,8 @@ extension FactorizedConvFormat {
         }
     }
 }
+
+extension FactorizedConvFormat: CustomStringConvertible {
+    /// The short name (messages name formats the way users type them).
+    public var description: String { shortName }
+}

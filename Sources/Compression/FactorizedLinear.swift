@@ -65,6 +65,11 @@ public enum FactorizedFormat: String, Sendable, Equatable, CaseIterable {
     public var usesSemiTensorProduct: Bool { self == .semiTensorTrain || self == .semiTensorRing }
 }
 
+extension FactorizedFormat: CustomStringConvertible {
+    /// The short name, as `--format` takes it (messages name formats the way users type them).
+    public var description: String { shortName }
+}
+
 /// How a pre-set factorized layer draws its cores (METHODS §2.2).
 public enum FactorInitialization: Sendable, Equatable {
     /// Target weight variance v = 2/I (Kaiming, ReLU).
