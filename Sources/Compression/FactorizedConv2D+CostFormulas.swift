@@ -162,33 +162,11 @@ public enum ConvCostFormulas {
     /// P·[K²C_inR_s + C_inR_sC_outR_1 + C_outR_sR_1] MACs.
     /// d = 2 (tree ((s, 1), 2), ranks [R_s, R_1, T, R_2]): K²R_s + I_1O_1R_1 + R_sR_1T + I_2O_2R_2 + TR_2 stored;
     /// P·[K²C_inR_s + C_inR_sO_1R_1 + I_2R_sO_1R_1T + I_2O_1TO_2R_2 + O_1O_2TR_2] MACs.
-    /// Each term depends on which modes the post-order has absorbed, so for d > 2 the sum is written over the tree.
+    /// For any d this is P × `FCCostFormulas.hierarchicalTucker` with the spatial leaf as a paired leaf of K² inputs
+    /// (the receptive field) and 1 output in front: absorbing it is the K×K convolution, K²C_inR_s per pixel.
     public static func hierarchicalTucker(_ s: ConvLayerShape, inputModes: [Int], outputModes: [Int], ranks r: [Int]) -> ConvClosedFormCost {
-        let nodes = postOrder(.balanced(order: inputModes.count + 1))
-        precondition(r.count == nodes.count - 1, "ConvCostFormulas.hierarchicalTucker: \(r.count) ranks for \(nodes.count - 1) non-root nodes")
-        let rank = r + [1]
-        var parameters = 0
-        var macs = 0
-        // The activation after the spatial leaf: every input mode and the spatial rank.
-        var live = s.inChannels * rank[nodes.firstIndex { $0.leafMode == 0 }!]
-        for (m, node) in nodes.enumerated() {
-            if let k = node.leafMode {
-                if k == 0 {
-                    parameters += s.kernelArea * rank[m]
-                    macs += s.kernelArea * s.inChannels * rank[m]
-                } else {
-                    let (i, o) = (inputModes[k - 1], outputModes[k - 1])
-                    parameters += i * o * rank[m]
-                    macs += live * o * rank[m]
-                    live = live / i * o * rank[m]
-                }
-            } else {
-                parameters += rank[node.left] * rank[node.right] * rank[m]
-                macs += live * rank[m]
-                live = live / (rank[node.left] * rank[node.right]) * rank[m]
-            }
-        }
-        return ConvClosedFormCost(parameters: parameters, activationSide: s.outputPixels * macs)
+        let perPixel = FCCostFormulas.hierarchicalTucker(inputModes: [s.kernelArea] + inputModes, outputModes: [1] + outputModes, ranks: r)
+        return ConvClosedFormCost(parameters: perPixel.parameters, activationSide: s.outputPixels * perPixel.macsPerSample)
     }
 
     /// BTD with a spatial factor (§1.4, [39]) and block ranks [R_0, R_1, …, R_d]: N_b(K²R_0 + Σ_k I_kO_kR_k +
